@@ -1,0 +1,1 @@
+"""Library behind the DVC stages: data preparation, models, training, evaluation, reports."""

@@ -1,0 +1,57 @@
+"""Write every output under a temporary name and rename it into place.
+
+A stage killed at any moment leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file for writing; it replaces `path` only when the block succeeds."""
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as file:
+        yield file
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_open(path) as file:
+        json.dump(data, file, indent=2)
+        file.write("\n")
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with atomic_open(path, newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path) as file:
+        file.write(text)

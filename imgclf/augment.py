@@ -1,0 +1,56 @@
+"""Keras-style random affine augmentation, applied to a whole batch of tensors at once.
+
+The ranges mean what they meant in Keras' ImageDataGenerator: rotation and shear in degrees,
+zoom as a range around 1 (0.15: between 0.85 and 1.15, independently per axis), shifts as a
+fraction of the width or height, and `nearest` fill repeating the border pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from imgclf.config import AugmentParams
+
+PADDING = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
+
+
+def is_identity(params: AugmentParams) -> bool:
+    ranges = (params.rotation, params.zoom, params.width_shift, params.height_shift, params.shear)
+    return not any(ranges) and not params.horizontal_flip
+
+
+def random_affine(
+    images: torch.Tensor, params: AugmentParams, generator: torch.Generator
+) -> torch.Tensor:
+    """Augment a float batch (N, C, H, W); the random draws come from `generator` (on the CPU)."""
+    if is_identity(params):
+        return images
+    n = images.shape[0]
+
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * limit
+
+    angle = uniform(math.radians(params.rotation))
+    shear = uniform(math.radians(params.shear))
+    zoom_x, zoom_y = 1 + uniform(params.zoom), 1 + uniform(params.zoom)
+    shift_x, shift_y = 2 * uniform(params.width_shift), 2 * uniform(params.height_shift)
+    flip = torch.ones(n, dtype=torch.float64)
+    if params.horizontal_flip:
+        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).double()
+
+    # Output-to-input map in normalised coordinates: rotation @ shear @ zoom (with the flip).
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    a = torch.stack([cos, -sin, sin, cos], dim=1).view(n, 2, 2)
+    s = torch.stack(
+        [torch.ones(n), -torch.sin(shear), torch.zeros(n), torch.cos(shear)], dim=1
+    ).view(n, 2, 2)
+    z = torch.diag_embed(torch.stack([zoom_x * flip, zoom_y], dim=1))
+    theta = torch.cat([a @ s @ z, torch.stack([shift_x, shift_y], dim=1).unsqueeze(2)], dim=2)
+    theta = theta.to(device=images.device, dtype=images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(
+        images, grid, mode="bilinear", padding_mode=PADDING[params.fill_mode], align_corners=False
+    )

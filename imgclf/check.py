@@ -1,0 +1,167 @@
+"""check: class balance, duplicates within and across splits, one picture under two labels.
+
+Exact duplicates share a SHA-256 of the file. Near duplicates (a resized or re-encoded copy)
+are found in two steps: difference hashes within `check.near_duplicate_bits` of each other
+propose a pair, and small grey thumbnails of the decoded images confirm it when their mean
+absolute difference is at most `check.near_duplicate_max_diff` (of 255). The hash alone
+would also pair different pictures of a similar layout, such as two handwritten zeros.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from imgclf.cache import ImageCache
+from imgclf.config import CheckParams
+from imgclf.samples import Sample, SplitData
+
+USED_SPLITS = ("train", "val", "test", "predict")
+
+
+@dataclass(frozen=True)
+class Group:
+    kind: str  # "exact" or "near"
+    members: tuple[tuple[Sample, str], ...]  # (sample, split)
+
+    @property
+    def splits(self) -> set[str]:
+        return {split for _, split in self.members}
+
+    @property
+    def labels(self) -> set[str]:
+        return {sample.label for sample, _ in self.members if sample.label}
+
+    @property
+    def leaks(self) -> bool:
+        """The same picture on both sides of a train / evaluation boundary."""
+        labelled = self.splits - {"predict"}
+        return len(labelled) > 1
+
+    @property
+    def conflicts(self) -> bool:
+        return len(self.labels) > 1
+
+
+@dataclass
+class Findings:
+    class_counts: dict[str, Counter] = field(default_factory=dict)
+    exact: list[Group] = field(default_factory=list)
+    near: list[Group] = field(default_factory=list)
+
+    @property
+    def leaking(self) -> list[Group]:
+        return [group for group in self.exact + self.near if group.leaks]
+
+    def metrics(self) -> dict:
+        totals = {split: sum(counts.values()) for split, counts in self.class_counts.items()}
+        train = self.class_counts.get("train", Counter())
+        return {
+            "images": totals,
+            "imbalance": round(max(train.values()) / min(train.values()), 3) if train else None,
+            "exact_duplicate_groups": len(self.exact),
+            "exact_within_split": sum(len(g.splits) == 1 for g in self.exact),
+            "exact_across_splits": sum(g.leaks for g in self.exact),
+            "label_conflicts": sum(g.conflicts for g in self.exact),
+            "near_duplicate_groups": len(self.near),
+            "leakage_groups": len(self.leaking),
+        }
+
+
+def find_problems(data: SplitData, cache: ImageCache, options: CheckParams) -> Findings:
+    used = [(s, data.split_of[s.index]) for s in data.samples if s.index in data.split_of]
+    findings = Findings()
+    for split in USED_SPLITS:
+        counts = Counter(s.label for s, sp in used if sp == split and s.label)
+        if counts:
+            findings.class_counts[split] = Counter(dict(sorted(counts.items())))
+    by_content: dict[str, list[tuple[Sample, str]]] = defaultdict(list)
+    for member in used:
+        by_content[member[0].sha256].append(member)
+    findings.exact = [
+        Group("exact", tuple(members)) for members in by_content.values() if len(members) > 1
+    ]
+    findings.near = _near_duplicates_across_splits(used, cache, options)
+    return findings
+
+
+def _near_duplicates_across_splits(
+    used: list[tuple[Sample, str]], cache: ImageCache, options: CheckParams
+) -> list[Group]:
+    """For each val or test image, the training files that look the same (exact copies are
+    reported as such, not again here)."""
+    train = [(s, sp) for s, sp in used if sp == "train"]
+    held_out = [(s, sp) for s, sp in used if sp in ("val", "test")]
+    if not train:
+        return []
+    train_hashes = np.array([int(s.dhash, 16) for s, _ in train], dtype=np.uint64)
+    groups = []
+    for sample, split in held_out:
+        distance = np.bitwise_count(train_hashes ^ np.uint64(int(sample.dhash, 16)))
+        proposed = [train[i] for i in np.flatnonzero(distance <= options.near_duplicate_bits)]
+        proposed = [(s, sp) for s, sp in proposed if s.sha256 != sample.sha256]
+        if not proposed:
+            continue
+        own = _thumbnail(cache.read([sample.index])[0])
+        confirmed = [
+            (s, sp)
+            for s, sp in proposed
+            if np.abs(_thumbnail(cache.read([s.index])[0]) - own).mean()
+            <= options.near_duplicate_max_diff
+        ]
+        if confirmed:
+            groups.append(Group("near", ((sample, split), *confirmed)))
+    return groups
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    grey = Image.fromarray(image).convert("L").resize((16, 16), Image.Resampling.BOX)
+    return np.asarray(grey, dtype=np.float32)
+
+
+def report(findings: Findings, leakage_stops: bool) -> str:
+    """The check report as Markdown."""
+    lines = ["# Data check", "", "## Images per class and split", ""]
+    splits = list(findings.class_counts)
+    classes = sorted({c for counts in findings.class_counts.values() for c in counts})
+    lines += ["| class | " + " | ".join(splits) + " |", "|---" * (len(splits) + 1) + "|"]
+    for name in classes:
+        cells = [str(findings.class_counts[split].get(name, 0)) for split in splits]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    metrics = findings.metrics()
+    lines += [
+        "",
+        "## Duplicates",
+        "",
+        f"- exact duplicate groups: {metrics['exact_duplicate_groups']}"
+        f" ({metrics['exact_across_splits']} across splits,"
+        f" {metrics['label_conflicts']} under two labels)",
+        f"- near-duplicate groups across splits: {metrics['near_duplicate_groups']}",
+        f"- leakage (a picture in train and in val or test): {metrics['leakage_groups']} groups"
+        + (" - the pipeline stops (check.fail_on_leakage)" if leakage_stops else ""),
+        "",
+    ]
+    for number, group in enumerate(findings.exact + findings.near, start=1):
+        tags = [group.kind]
+        if group.leaks:
+            tags.append("LEAK")
+        if group.conflicts:
+            tags.append("LABEL CONFLICT")
+        lines.append(f"### Group {number} ({', '.join(tags)})")
+        lines += [f"- `{s.path}` ({split}, label {s.label or '-'})" for s, split in group.members]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def group_rows(findings: Findings) -> list[tuple]:
+    """One CSV row per file in a group: group, kind, leak, conflict, path, split, label."""
+    rows = []
+    for number, group in enumerate(findings.exact + findings.near, start=1):
+        for sample, split in group.members:
+            rows.append(
+                (number, group.kind, group.leaks, group.conflicts, sample.path, split, sample.label)
+            )
+    return rows

@@ -1,0 +1,192 @@
+"""params.yaml, loaded as YAML 1.2 (as DVC writes it) into typed, validated objects.
+
+Every key is required and unknown keys are refused, so params.yaml is the one place a
+hyperparameter lives and a typo such as `train.lrr` stops the stage before any work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from imgclf.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+# The model registries (imgclf.models) are keyed by these names; a test keeps them in step.
+# They live here so that reading params.yaml does not import the models.
+SCRATCH_ARCHS = ("original", "resnet")
+TRANSFER_ARCHS = (
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "vgg16",
+    "resnet18",
+    "resnet50",
+    "efficientnet_b0",
+    "convnext_tiny",
+    "mobilenet_v3_large",
+)
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class DataParams(Section):
+    root: str
+    train_dir: str
+    val_dir: str
+    test_dir: str
+    predict_dir: str
+    image_size: Annotated[int, Field(ge=8, le=1024)]
+
+
+class PrepareParams(Section):
+    max_image_pixels: PositiveInt
+
+
+class SplitParams(Section):
+    val_fraction: Fraction
+    test_fraction: Fraction
+    max_train_per_class: PositiveInt | None
+
+    @model_validator(mode="after")
+    def _leave_some_training_data(self) -> SplitParams:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("split.val_fraction + split.test_fraction must be below 1")
+        return self
+
+
+class CheckParams(Section):
+    fail_on_leakage: bool
+    near_duplicate_bits: Annotated[int, Field(ge=0, le=64)]
+    near_duplicate_max_diff: Annotated[float, Field(ge=0.0, le=255.0)]
+
+
+class TrainParams(Section):
+    lr: Annotated[float, Field(gt=0.0, le=10.0)]
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    patience: PositiveInt
+    weight_decay: Annotated[float, Field(ge=0.0)]
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    schedule: Literal["onecycle", "cosine", "constant"]
+    num_workers: Annotated[int, Field(ge=0)]
+    device: Literal["auto", "cpu", "cuda"]
+    deterministic: bool
+    compile: bool
+    nproc: PositiveInt
+
+
+class AugmentParams(Section):
+    rotation: Annotated[float, Field(ge=0.0, le=180.0)]
+    zoom: Annotated[float, Field(ge=0.0, lt=1.0)]
+    width_shift: Annotated[float, Field(ge=0.0, lt=1.0)]
+    height_shift: Annotated[float, Field(ge=0.0, lt=1.0)]
+    shear: Annotated[float, Field(ge=0.0, lt=90.0)]
+    horizontal_flip: bool
+    fill_mode: Literal["nearest", "constant", "reflect"]
+
+
+class ModelParams(Section):
+    arch: str
+    epochs: PositiveInt | None
+    lr_mult: Annotated[float, Field(gt=0.0)]
+
+
+class ScratchParams(ModelParams):
+    width: Annotated[int, Field(ge=4, le=512)]
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str) -> str:
+        return _check_arch(arch, SCRATCH_ARCHS)
+
+
+class TransferParams(ModelParams):
+    pretrained: bool
+    freeze_backbone: bool
+    backbone_lr_mult: Annotated[float, Field(gt=0.0)]
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str) -> str:
+        return _check_arch(arch, TRANSFER_ARCHS)
+
+
+class EvaluateParams(Section):
+    batch_size: PositiveInt
+    tta_flip: bool
+
+
+class SubmissionParams(Section):
+    model: Literal["auto", "scratch", "transfer"]
+    id_column: str
+    label_column: str
+    id_from: Literal["stem", "name", "path"]
+    labels_file: str | None
+
+
+class Params(Section):
+    seed: Annotated[int, Field(ge=0)]
+    data: DataParams
+    prepare: PrepareParams
+    split: SplitParams
+    check: CheckParams
+    train: TrainParams
+    augment: AugmentParams
+    scratch: ScratchParams
+    transfer: TransferParams
+    evaluate: EvaluateParams
+    submission: SubmissionParams
+
+    def model(self, name: Literal["scratch", "transfer"]) -> ModelParams:
+        return self.scratch if name == "scratch" else self.transfer
+
+
+def _check_arch(arch: str, known: tuple[str, ...]) -> str:
+    if arch not in known:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(known)}")
+    return arch
+
+
+def read_yaml(path: Path) -> Any:
+    """Read YAML 1.2, so that `1e-05` (as DVC writes 1e-5 back) is a number."""
+    try:
+        return YAML(typ="safe", pure=True).load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run from the project's root folder") from None
+    except YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {error}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    raw = read_yaml(path)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(f"{path}: {describe(error)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    """One line per problem, each naming the key (`train.lr: ...`)."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (a typo? see README's parameter table)")
+        elif problem["type"] == "missing":
+            lines.append(f"{key}: missing; every parameter must be set in params.yaml")
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {message} (got {problem.get('input')!r})")
+    return "; ".join(lines)

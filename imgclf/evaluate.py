@@ -1,0 +1,94 @@
+"""evaluate: both models on the test split, and the numbers a review compares."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from imgclf import checkpoint
+from imgclf.cache import ImageCache
+from imgclf.loader import CachedImages, make_loader
+from imgclf.models import Classifier, build_model
+from imgclf.predict import predict_logits
+from imgclf.runtime import pick_device
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: Classifier
+    meta: dict[str, Any]  # everything in the checkpoint but the weights
+    weights_sha256: str
+
+
+def load_trained(path: Any) -> Trained:
+    state = checkpoint.load(path)
+    weights = state.pop("model")
+    model = build_model(**state["architecture"])
+    model.load_state_dict(weights)
+    return Trained(model, state, weights_digest(weights))
+
+
+def weights_digest(weights: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in weights.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def predict(
+    trained: Trained, cache: ImageCache, indices: np.ndarray, batch_size: int, tta_flip: bool
+) -> torch.Tensor:
+    """Logits of the images at cache rows `indices`, on the best available device."""
+    device = pick_device("auto")
+    model = trained.model.to(device, memory_format=torch.channels_last)
+    dataset = CachedImages(cache, indices, np.zeros(len(indices), dtype=np.int64))
+    loader = make_loader(dataset, batch_size, shuffle=False, seed=0)
+    logits, _ = predict_logits(model, loader, device, tta_flip=tta_flip)
+    return logits
+
+
+@dataclass(frozen=True)
+class Scores:
+    metrics: dict[str, Any]
+    per_class: list[dict[str, Any]]  # class, precision, recall, f1, support
+    confusion: np.ndarray  # counts, rows true, columns predicted
+    predicted: np.ndarray
+
+
+def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scores:
+    predicted = logits.argmax(1).numpy()
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predicted, labels=labels, zero_division=0
+    )
+    loss = F.cross_entropy(logits, torch.as_tensor(targets)).item()
+    metrics = {
+        "acc": round(float(accuracy_score(targets, predicted)), 6),
+        "f1": round(float(f1_score(targets, predicted, average="macro", labels=labels)), 6),
+        "loss": round(loss, 6),
+    }
+    per_class = [
+        {
+            "class": name,
+            "precision": round(float(precision[i]), 6),
+            "recall": round(float(recall[i]), 6),
+            "f1": round(float(f1[i]), 6),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(classes)
+    ]
+    return Scores(
+        metrics, per_class, confusion_matrix(targets, predicted, labels=labels), predicted
+    )

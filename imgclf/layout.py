@@ -1,0 +1,98 @@
+"""Find the images in a data folder laid out as train/<class>/*, test/<class>/*, predict/*."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imgclf.config import DataParams
+from imgclf.errors import UserError
+from imgclf.images import IMAGE_SUFFIXES
+
+LABELLED_SOURCES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: str  # relative to data.root, with forward slashes
+    source: str  # train, val, test or predict
+    label: str  # "" for predict
+
+
+@dataclass
+class Scan:
+    candidates: list[Candidate] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    hidden: int = 0
+    warnings: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # the labelled folders that exist
+
+
+def source_dirs(data: DataParams) -> dict[str, str]:
+    return {
+        "train": data.train_dir,
+        "val": data.val_dir,
+        "test": data.test_dir,
+        "predict": data.predict_dir,
+    }
+
+
+def scan(data: DataParams) -> Scan:
+    root = Path(data.root)
+    if not root.is_dir():
+        raise UserError(
+            f"data.root: the folder {root} does not exist; point data.root in params.yaml at "
+            "a folder holding train/<class>/ images (see README, 'Your own data')"
+        )
+    result = Scan()
+    for source, sub in source_dirs(data).items():
+        folder = root / sub
+        if not folder.is_dir():
+            if source == "train":
+                raise UserError(
+                    f"data.train_dir: {folder} does not exist; it must hold one folder of "
+                    "images per class (train/<class>/*.jpg)"
+                )
+            continue
+        if source == "predict":
+            _collect(folder, root, source, "", result)
+            continue
+        result.sources.append(source)
+        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+            if entry.name.startswith("."):
+                result.hidden += 1
+            elif entry.is_dir():
+                found = _collect(Path(entry.path), root, source, entry.name, result)
+                if not found:
+                    result.warnings.append(
+                        f"{_relative(Path(entry.path), root)}/ holds no images: not a class"
+                    )
+            else:
+                result.rejected.append(
+                    (_relative(Path(entry.path), root), "not inside a class folder")
+                )
+    return result
+
+
+def _collect(folder: Path, root: Path, source: str, label: str, result: Scan) -> int:
+    """Add every image file below `folder` (links followed); return how many were found."""
+    found = 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        hidden_dirs = [name for name in dirnames if name.startswith(".")]
+        result.hidden += len(hidden_dirs)
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        for name in sorted(filenames):
+            path = _relative(Path(dirpath) / name, root)
+            if name.startswith("."):
+                result.hidden += 1
+            elif Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                result.candidates.append(Candidate(path, source, label))
+                found += 1
+            else:
+                result.rejected.append((path, "not an image file extension"))
+    return found
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()

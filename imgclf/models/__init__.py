@@ -1,0 +1,26 @@
+"""The two models: a CNN from scratch and an ImageNet backbone, each wrapped in a Classifier."""
+
+from __future__ import annotations
+
+from imgclf.models.classifier import Classifier
+from imgclf.models.scratch import build_scratch
+from imgclf.models.transfer import build_transfer
+from imgclf.paths import ModelName
+
+
+def build_model(
+    kind: ModelName,
+    arch: str,
+    num_classes: int,
+    image_size: int,
+    width: int = 0,
+    pretrained: bool = False,
+) -> Classifier:
+    """The named architecture. `width` sizes the scratch resnet; `pretrained` loads
+    ImageNet weights into a transfer model."""
+    if kind == "scratch":
+        return build_scratch(arch, num_classes, image_size, width)
+    return build_transfer(arch, num_classes, image_size, pretrained)
+
+
+__all__ = ["Classifier", "build_model"]

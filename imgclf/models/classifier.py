@@ -1,0 +1,53 @@
+"""A network that takes raw pixel values (0 to 255) and normalises them the way it expects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+class Classifier(nn.Module):
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        head_prefix: str = "",
+    ) -> None:
+        """`mean` and `std` are on the 0-255 scale; `head_prefix` names the new output layer."""
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.head_prefix = f"net.{head_prefix}." if head_prefix else ""
+        self.backbone_frozen = False
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net((pixels - self.mean) / self.std)
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for name, p in self.named_parameters() if self._in_head(name))
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for name, p in self.named_parameters() if not self._in_head(name))
+
+    def freeze_backbone(self) -> None:
+        """Train the head alone; the backbone's batch-norm statistics stay as pretrained."""
+        for parameter in self.backbone_parameters():
+            parameter.requires_grad_(False)
+        self.backbone_frozen = True
+
+    def train(self, mode: bool = True) -> Classifier:
+        super().train(mode)
+        if mode and self.backbone_frozen:
+            for name, module in self.named_modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not self._in_head(
+                    f"{name}."
+                ):
+                    module.eval()
+        return self
+
+    def _in_head(self, name: str) -> bool:
+        return bool(self.head_prefix) and name.startswith(self.head_prefix)

@@ -1,0 +1,38 @@
+"""Where the stages read and write; dvc.yaml declares the same paths as deps and outs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+ModelName = Literal["scratch", "transfer"]
+MODEL_NAMES: tuple[ModelName, ...] = ("scratch", "transfer")
+
+PREPARED = Path("data/prepared")
+CACHE = PREPARED / "images.npy"
+MANIFEST = PREPARED / "manifest.csv"
+REJECTED = PREPARED / "rejected.csv"
+SPLIT = Path("data/split.csv")
+CHECK_DIR = Path("data/check")
+SUBMISSION = Path("data/submission.csv")
+
+MODELS = Path("models")
+RESUME = MODELS / "resume"  # not a DVC output: DVC must never delete it before a rerun
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+
+def checkpoint(model: ModelName) -> Path:
+    return MODELS / f"{model}.pt"
+
+
+def resume_checkpoint(model: ModelName) -> Path:
+    return RESUME / f"{model}.pt"
+
+
+def history(model: ModelName) -> Path:
+    return PLOTS / "history" / f"{model}.csv"
+
+
+def train_metrics(model: ModelName) -> Path:
+    return METRICS / f"train_{model}.json"

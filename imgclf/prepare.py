@@ -1,0 +1,128 @@
+"""prepare: decode every image once into the cache, list what was kept and what was rejected."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from imgclf.atomic import write_csv
+from imgclf.cache import CacheWriter
+from imgclf.config import DataParams, PrepareParams
+from imgclf.errors import UserError
+from imgclf.images import UnusableImage, decode_image, dhash
+from imgclf.layout import Candidate, scan
+from imgclf.samples import Sample, write_manifest
+
+CHUNK = 512  # files decoded per round: bounds the decoded images waiting to be written
+
+
+@dataclass(frozen=True)
+class Outputs:
+    cache: Path
+    manifest: Path
+    rejected: Path
+
+
+@dataclass(frozen=True)
+class Decoded:
+    candidate: Candidate
+    sha256: str
+    image: np.ndarray | None  # None when rejected
+    size: tuple[int, int]
+    reason: str
+
+
+def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
+    """Scan data.root, decode and resize each image into the cache; return counts for metrics."""
+    found = scan(data)
+    for warning in found.warnings:
+        print(f"warning: {warning}")
+    if not found.candidates:
+        raise UserError(
+            f"no images found under {data.root}: expected {data.train_dir}/<class>/*.jpg "
+            "(or .png, .bmp, .webp)"
+        )
+    samples: list[Sample] = []
+    rejected = list(found.rejected)
+    root = Path(data.root)
+    tasks = ((root, c, data.image_size, options.max_image_pixels) for c in found.candidates)
+    workers = min(os.cpu_count() or 1, 8)
+    with (
+        CacheWriter(outputs.cache, data.image_size) as cache,
+        ProcessPoolExecutor(workers) as pool,
+        tqdm(total=len(found.candidates), desc="prepare", unit="img") as progress,
+    ):
+        for chunk in iter(lambda: list(itertools.islice(tasks, CHUNK)), []):
+            for item in pool.map(_load, chunk, chunksize=16):
+                progress.update()
+                if item.image is None:
+                    rejected.append((item.candidate.path, item.reason))
+                    continue
+                samples.append(
+                    Sample(
+                        index=cache.append(item.image),
+                        path=item.candidate.path,
+                        source=item.candidate.source,
+                        label=item.candidate.label,
+                        width=item.size[0],
+                        height=item.size[1],
+                        sha256=item.sha256,
+                        dhash=f"{dhash(item.image):016x}",
+                    )
+                )
+        _check_trainable(samples, data)  # inside the block: a failure leaves the old cache
+    write_manifest(outputs.manifest, samples)
+    write_csv(outputs.rejected, ["path", "reason"], sorted(rejected))
+    if rejected:
+        print(f"{len(rejected)} files rejected; the reasons are in {outputs.rejected}")
+    per_source = Counter(sample.source for sample in samples)
+    return {
+        "images": len(samples),
+        "rejected": len(rejected),
+        "hidden_skipped": found.hidden,
+        "classes": len({s.label for s in samples if s.source == "train"}),
+        **{f"{source}_images": count for source, count in sorted(per_source.items())},
+    }
+
+
+def _load(task: tuple[Path, Candidate, int, int]) -> Decoded:
+    root, candidate, size, max_pixels = task
+    try:
+        data = (root / candidate.path).read_bytes()
+    except OSError as error:
+        return Decoded(candidate, "", None, (0, 0), f"unreadable: {error.strerror}")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        image, original_size = decode_image(data, size, max_pixels)
+    except UnusableImage as reason:
+        return Decoded(candidate, digest, None, (0, 0), str(reason))
+    return Decoded(candidate, digest, image, original_size, "")
+
+
+def _check_trainable(samples: list[Sample], data: DataParams) -> None:
+    train_classes = {s.label for s in samples if s.source == "train"}
+    if not train_classes:
+        raise UserError(
+            f"no usable training images under {Path(data.root) / data.train_dir}: "
+            "see the rejected-files report for why each was left out"
+        )
+    if len(train_classes) < 2:
+        raise UserError(
+            f"only one class ({train_classes.pop()!r}) in {Path(data.root) / data.train_dir}: "
+            "a classifier needs at least two class folders with images"
+        )
+    for source in ("val", "test"):
+        unknown = {s.label for s in samples if s.source == source} - train_classes
+        if unknown:
+            raise UserError(
+                f"{source} classes {sorted(unknown)} have no training images; add them under "
+                f"{Path(data.root) / data.train_dir} or remove them from the {source} folder"
+            )

@@ -1,0 +1,55 @@
+"""Score both trained models on the test split: metrics, per-class scores, confusion matrices."""
+
+from imgclf import paths
+from imgclf.atomic import write_csv, write_json
+from imgclf.cache import ImageCache
+from imgclf.config import load_params
+from imgclf.errors import exit_on_user_error
+from imgclf.evaluate import load_trained, predict, score
+from imgclf.plots import confusion_figure, save_figure
+from imgclf.samples import load_split_data
+
+
+@exit_on_user_error
+def main() -> None:
+    params = load_params().evaluate
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    cache = ImageCache(paths.CACHE)
+    indices, targets = data.indices("test"), data.targets("test")
+    results = {}
+    for name in paths.MODEL_NAMES:
+        trained = load_trained(paths.checkpoint(name))
+        logits = predict(trained, cache, indices, params.batch_size, params.tta_flip)
+        scores = score(logits, targets, data.classes)
+        results[name] = {
+            **scores.metrics,
+            "checkpoint_epoch": trained.meta["epoch"],
+            "weights_sha256": trained.weights_sha256[:16],
+        }
+        write_csv(
+            paths.PLOTS / "confusion" / f"{name}.csv",
+            ["actual", "predicted"],
+            (
+                (data.classes[t], data.classes[p])
+                for t, p in zip(targets, scores.predicted, strict=True)
+            ),
+        )
+        write_csv(
+            paths.PLOTS / "per_class" / f"{name}.csv",
+            list(scores.per_class[0]),
+            (row.values() for row in scores.per_class),
+        )
+        for normalize, suffix in ((False, ""), (True, "_normalized")):
+            title = f"{name} ({trained.meta['architecture']['arch']}) on test" + (
+                ", row-normalised" if normalize else ""
+            )
+            save_figure(
+                confusion_figure(scores.confusion, data.classes, title, normalize),
+                paths.PLOTS / f"confusion_{name}{suffix}.png",
+            )
+        print(f"evaluate {name}: " + ", ".join(f"{k} {v}" for k, v in scores.metrics.items()))
+    write_json(paths.METRICS / "evaluate.json", results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Label every predict/ image with the chosen model and write the submission CSV."""
+
+from pathlib import Path
+
+from imgclf import paths
+from imgclf.atomic import write_csv, write_json
+from imgclf.cache import ImageCache
+from imgclf.config import load_params
+from imgclf.errors import exit_on_user_error
+from imgclf.evaluate import load_trained, predict
+from imgclf.samples import read_manifest
+from imgclf.submission import choose_model, score_against, submission_id
+
+
+@exit_on_user_error
+def main() -> None:
+    params = load_params()
+    options = params.submission
+    trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
+    chosen = choose_model(options.model, {n: t.meta["val_acc"] for n, t in trained.items()})
+    samples = [s for s in read_manifest(paths.MANIFEST) if s.source == "predict"]
+    rows: list[tuple[str, str]] = []
+    if samples:
+        model = trained[chosen]
+        logits = predict(
+            model,
+            ImageCache(paths.CACHE),
+            [s.index for s in samples],
+            params.evaluate.batch_size,
+            params.evaluate.tta_flip,
+        )
+        classes = model.meta["classes"]
+        rows = [
+            (submission_id(s, options.id_from), classes[i])
+            for s, i in zip(samples, logits.argmax(1).tolist(), strict=True)
+        ]
+    else:
+        print(
+            f"warning: no images in {params.data.root}/{params.data.predict_dir}: "
+            f"{paths.SUBMISSION} has a header and no rows"
+        )
+    write_csv(paths.SUBMISSION, [options.id_column, options.label_column], rows)
+    metrics = {"model": chosen, "images": len(rows)}
+    if options.labels_file:
+        metrics |= score_against(rows, Path(params.data.root) / options.labels_file, options)
+    write_json(paths.METRICS / "submission.json", metrics)
+    print(f"make_submission: {len(rows)} rows by the {chosen} model in {paths.SUBMISSION}")
+
+
+if __name__ == "__main__":
+    main()

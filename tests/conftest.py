@@ -1,0 +1,104 @@
+"""Shared fixtures: parameters with overrides, and a real DVC project in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from imgclf.config import Params
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "imgclf", "stages", "data/demo", ".gitignore"]
+
+# Small enough for two CPU cores: every stage runs for real, in seconds.
+TINY = {
+    "data.image_size": 16,
+    "train.epochs": 2,
+    "train.batch_size": 128,
+    "scratch.width": 8,
+}
+
+
+def set_key(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree[part]
+    tree[leaf] = value
+
+
+def read_params_yaml(path: Path = ROOT / "params.yaml") -> dict[str, Any]:
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def write_params_yaml(path: Path, tree: dict[str, Any]) -> None:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    with open(path, "w") as file:
+        yaml.dump(tree, file)
+
+
+@pytest.fixture
+def make_params() -> Callable[..., Params]:
+    """Params from the project's params.yaml with dotted-key overrides."""
+
+    def make(**overrides: Any) -> Params:
+        tree = read_params_yaml()
+        for key, value in overrides.items():
+            set_key(tree, key.replace("__", "."), value)
+        return Params.model_validate(tree)
+
+    return make
+
+
+def run(
+    args: list[str], cwd: Path, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with the test's Python environment first on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def dvc_project(tmp_path: Path) -> Callable[..., Path]:
+    """A copy of the project in a fresh git + DVC repository, with TINY parameters."""
+
+    def make(**overrides: Any) -> Path:
+        project = tmp_path / "project"
+        project.mkdir()
+        for name in PROJECT_FILES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(
+                    source, project / name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy2(source, project / name)
+        tree = read_params_yaml()
+        for key, value in {**TINY, **overrides}.items():
+            set_key(tree, key, value)
+        write_params_yaml(project / "params.yaml", tree)
+        run(["git", "init", "-q", "-b", "main"], project)
+        run(["git", "config", "user.email", "test@example.com"], project)
+        run(["git", "config", "user.name", "test"], project)
+        run(["dvc", "init", "-q"], project)
+        run(["dvc", "config", "core.analytics", "false"], project)
+        run(["git", "add", "-A"], project)
+        run(["git", "commit", "-q", "-m", "project"], project)
+        return project
+
+    return make

@@ -1,0 +1,53 @@
+"""Batched augmentation: Keras' ranges, seeded draws, border fill, nothing when switched off."""
+
+from __future__ import annotations
+
+import torch
+
+from imgclf.augment import random_affine
+
+
+def batch(n: int = 8, size: int = 16) -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.rand(n, 3, size, size) * 255
+
+
+def test_no_ranges_and_no_flip_leave_the_batch_untouched(make_params) -> None:
+    params = make_params(
+        augment__rotation=0, augment__zoom=0, augment__width_shift=0, augment__height_shift=0,
+        augment__shear=0, augment__horizontal_flip=False,
+    ).augment  # fmt: skip
+    images = batch()
+    assert random_affine(images, params, torch.Generator().manual_seed(1)) is images
+
+
+def test_flip_alone_mirrors_about_half_of_the_images(make_params) -> None:
+    params = make_params(
+        augment__rotation=0, augment__zoom=0, augment__width_shift=0, augment__height_shift=0,
+        augment__shear=0, augment__horizontal_flip=True,
+    ).augment  # fmt: skip
+    images = batch(64)
+    out = random_affine(images, params, torch.Generator().manual_seed(1))
+    mirrored = [torch.allclose(o, i.flip(2), atol=1e-3) for o, i in zip(out, images, strict=True)]
+    same = [torch.allclose(o, i, atol=1e-3) for o, i in zip(out, images, strict=True)]
+    assert all(m or s for m, s in zip(mirrored, same, strict=True))
+    assert 16 < sum(mirrored) < 48
+
+
+def test_the_same_generator_seed_gives_the_same_batch(make_params) -> None:
+    params = make_params().augment
+    images = batch()
+    first = random_affine(images, params, torch.Generator().manual_seed(7))
+    second = random_affine(images, params, torch.Generator().manual_seed(7))
+    other = random_affine(images, params, torch.Generator().manual_seed(8))
+    assert torch.equal(first, second) and not torch.equal(first, other)
+    assert first.shape == images.shape
+
+
+def test_nearest_fill_repeats_the_border_instead_of_black(make_params) -> None:
+    params = make_params(augment__rotation=30, augment__fill_mode="nearest").augment
+    images = torch.full((16, 3, 16, 16), 200.0)
+    out = random_affine(images, params, torch.Generator().manual_seed(0))
+    assert torch.allclose(out, images, atol=1e-3)
+    constant = make_params(augment__rotation=30, augment__fill_mode="constant").augment
+    assert random_affine(images, constant, torch.Generator().manual_seed(0)).min() < 100

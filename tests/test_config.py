@@ -1,0 +1,82 @@
+"""params.yaml: YAML 1.2 numbers, and one message naming the key for every bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imgclf.config import SCRATCH_ARCHS, TRANSFER_ARCHS, load_params
+from imgclf.errors import UserError
+from imgclf.models.scratch import SCRATCH_ARCHS as SCRATCH_REGISTRY
+from imgclf.models.transfer import BACKBONES
+from tests.conftest import ROOT, read_params_yaml, set_key, write_params_yaml
+
+
+def params_file(tmp_path: Path, **changes: object) -> Path:
+    tree = read_params_yaml()
+    for key, value in changes.items():
+        set_key(tree, key.replace("__", "."), value)
+    path = tmp_path / "params.yaml"
+    write_params_yaml(path, tree)
+    return path
+
+
+def test_the_projects_params_yaml_is_valid() -> None:
+    assert load_params(ROOT / "params.yaml").train.lr > 0
+
+
+def test_an_exponent_as_dvc_writes_it_back_is_a_number(tmp_path: Path) -> None:
+    path = params_file(tmp_path)
+    path.write_text(path.read_text().replace("lr: 0.002", "lr: 1e-05"))
+    assert "lr: 1e-05" in path.read_text()
+    assert load_params(path).train.lr == 1e-05
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        ({"train__lrr": 0.1}, "train.lrr", "unknown key"),
+        ({"train__batch_size": "abc"}, "train.batch_size", "integer"),
+        ({"train__batch_size": 0}, "train.batch_size", "greater than 0"),
+        ({"train__lr": -0.1}, "train.lr", "greater than 0"),
+        ({"train__lr": 0}, "train.lr", "greater than 0"),
+        ({"split__test_fraction": 1.0}, "split.test_fraction", "less than 1"),
+        ({"scratch__arch": "resnet9000"}, "scratch.arch", "known: original, resnet"),
+        ({"transfer__arch": "vgg17"}, "transfer.arch", "efficientnet_lite0"),
+        ({"check__fail_on_leakage": "maybe"}, "check.fail_on_leakage", "boolean"),
+    ],
+)
+def test_a_bad_value_stops_with_the_key_named(
+    tmp_path: Path, change: dict, key: str, words: str
+) -> None:
+    with pytest.raises(UserError) as raised:
+        load_params(params_file(tmp_path, **change))
+    message = str(raised.value)
+    assert key in message and words in message, message
+
+
+def test_a_missing_key_is_named(tmp_path: Path) -> None:
+    tree = read_params_yaml()
+    del tree["train"]["patience"]
+    write_params_yaml(tmp_path / "params.yaml", tree)
+    with pytest.raises(UserError, match=r"train\.patience: missing"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_fractions_that_leave_no_training_data_are_refused(tmp_path: Path) -> None:
+    path = params_file(tmp_path, split__val_fraction=0.5, split__test_fraction=0.5)
+    with pytest.raises(UserError, match=r"split\.val_fraction"):
+        load_params(path)
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(UserError, match=r"params\.yaml is not valid YAML"):
+        load_params(path)
+
+
+def test_the_architecture_names_match_the_model_registries() -> None:
+    assert set(SCRATCH_ARCHS) == set(SCRATCH_REGISTRY)
+    assert set(TRANSFER_ARCHS) == set(BACKBONES)

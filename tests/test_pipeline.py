@@ -1,0 +1,65 @@
+"""The mission's commands, for real, on the demo data in a temporary git + DVC repository."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+
+STAGES = [
+    "prepare",
+    "split",
+    "check",
+    "train_scratch",
+    "train_transfer",
+    "evaluate",
+    "make_submission",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def test_repro_then_experiment_then_review_commands(dvc_project) -> None:
+    project: Path = dvc_project()
+
+    first = run(["dvc", "repro"], project)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first.stdout, stage
+    evaluated = json.loads((project / "metrics/evaluate.json").read_text())
+    for model in ("scratch", "transfer"):
+        assert 0.0 <= evaluated[model]["acc"] <= 1.0
+        assert evaluated[model]["f1"] <= 1.0
+    with open(project / "data/submission.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 270 and set(rows[0]) == {"id", "label"}
+    assert {row["label"] for row in rows} <= {str(digit) for digit in range(10)}
+
+    again = run(["dvc", "repro"], project)
+    assert "Running stage" not in again.stdout
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "baseline run"], project)
+
+    run(["dvc", "exp", "run", "-n", "small-lr", "-S", "train.lr=1e-5"], project)
+    # The experiment's results are in the workspace: what the stages actually used.
+    for model in ("scratch", "transfer"):
+        used = json.loads((project / f"metrics/train_{model}.json").read_text())
+        assert used["lr"] == 1e-05 and isinstance(used["lr"], float)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    names = [exp.get("name") for rev in shown for exp in rev.get("experiments") or []]
+    assert "small-lr" in names, shown
+    table = run(["dvc", "exp", "show", "--md"], project).stdout
+    assert "small-lr" in table
+
+    diff = run(["dvc", "metrics", "diff", "--md"], project).stdout
+    assert "metrics/train_scratch.json" in diff and "val_loss" in diff
+
+    plots = run(["dvc", "plots", "diff", "-o", "review_plots"], project)
+    page = project / "review_plots" / "index.html"
+    assert page.exists(), plots.stdout
+    html = page.read_text()
+    for name in ("loss", "accuracy", "confusion_scratch", "confusion_transfer"):
+        assert name in html, name

@@ -13,12 +13,16 @@ import numpy as np
 import torch
 import torchvision
 
-from imgclf.atomic import atomic_path
+from imgclf.atomic import atomic_open
+
+LIBRARY = Path(__file__).parent
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Into an open file: given a path, torch.save names the archive after the (temporary,
+    # random) file name, and the same weights would not give the same bytes.
+    with atomic_open(path, "wb") as file:
+        torch.save(payload, file)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -26,9 +30,13 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def fingerprint(stage_params: dict[str, Any], data_fingerprint: str) -> str:
-    """Identifies what a training run computes: a checkpoint from another one is not resumed."""
-    text = json.dumps({"params": stage_params, "data": data_fingerprint}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Identifies what a training run computes (parameters, data and the library's code):
+    a checkpoint of another run is never resumed from."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([stage_params, data_fingerprint], sort_keys=True).encode())
+    for source in sorted(LIBRARY.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def provenance(stage_params: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:

@@ -114,6 +114,7 @@ class ScratchParams(ModelParams):
 class TransferParams(ModelParams):
     pretrained: bool
     freeze_backbone: bool
+    frozen_epochs: Annotated[int, Field(ge=0)]
     backbone_lr_mult: Annotated[float, Field(gt=0.0)]
 
     @field_validator("arch")

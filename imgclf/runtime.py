@@ -1,23 +1,32 @@
-"""Where and how training runs: the device, seeding, determinism, and the process group."""
+"""Where and how training runs: the device, seeding, determinism, and torch.distributed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import resource
+import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import timedelta
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from imgclf.config import TrainParams
+from imgclf.errors import UserError
+
+# How long a collective waits for the other processes before the stage fails: a process that
+# died is caught by torchrun within seconds; this bounds the wait if one hangs instead.
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 
 
 def pick_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device is cuda but no CUDA device is available")
+            raise UserError("train.device is cuda but no CUDA device is available: set it to auto")
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
@@ -63,3 +72,49 @@ def world_size() -> int:
 
 def is_main_process() -> bool:
     return rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def started_by_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def launch_torchrun(module: str, nproc: int) -> None:
+    """Run `python -m module` as `nproc` processes on this host under torchrun and wait.
+
+    Several hosts: set torchrun's own variables (PET_NNODES, PET_NODE_RANK, PET_MASTER_ADDR,
+    PET_MASTER_PORT) on each; on one host, --standalone finds a free port by itself.
+    """
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    if int(os.environ.get("PET_NNODES", "1")) <= 1:
+        command.append("--standalone")
+    result = subprocess.run([*command, "-m", module], check=False)
+    if result.returncode != 0:
+        raise UserError(
+            f"{module}: a training process failed (exit status {result.returncode}) and torchrun "
+            "stopped the others; its error is above"
+        )
+
+
+@contextlib.contextmanager
+def process_group(train: TrainParams) -> Iterator[torch.device]:
+    """This process's device; inside torchrun, joined to the group (NCCL on GPUs, gloo on CPUs)."""
+    device = pick_device(train.device)
+    if not started_by_torchrun():
+        yield device
+        return
+    if train.batch_size % int(os.environ["WORLD_SIZE"]):
+        raise UserError(
+            f"train.batch_size ({train.batch_size}) is the batch of all processes together: "
+            f"make it a multiple of their number ({os.environ['WORLD_SIZE']})"
+        )
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+    try:
+        yield device
+    finally:
+        dist.destroy_process_group()

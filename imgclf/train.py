@@ -3,14 +3,15 @@
 Each epoch ends with a resumable checkpoint. Every random draw of an epoch (shuffling,
 augmentation, dropout) comes from generators seeded with (seed, epoch, rank) when the epoch
 starts, so a run resumed after a crash continues exactly as an unbroken run would have.
+Under torchrun each process trains on its own shard; only rank 0 writes files.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,36 +26,68 @@ from imgclf import checkpoint, paths
 from imgclf.atomic import write_csv, write_json
 from imgclf.augment import random_affine
 from imgclf.cache import ImageCache
-from imgclf.config import AugmentParams, Params, TransferParams
+from imgclf.config import Params, TransferParams
 from imgclf.loader import CachedImages, make_loader
 from imgclf.models import Classifier, build_model
 from imgclf.paths import ModelName
 from imgclf.plots import learning_curves_figure, save_figure
 from imgclf.predict import autocast, loss_and_accuracy, to_model_input
 from imgclf.runtime import (
+    barrier,
     configure,
     derive_seed,
     is_main_process,
+    launch_torchrun,
     peak_rss_mb,
-    pick_device,
+    process_group,
     rank,
     seed_everything,
+    started_by_torchrun,
     world_size,
 )
-from imgclf.samples import load_split_data
+from imgclf.samples import SplitData, load_split_data
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
 
 
 @dataclass
 class Progress:
-    """Where training stands after `epoch` complete epochs: what early stopping needs."""
+    """Where training stands after `epoch` complete epochs; saved in the resume checkpoint."""
 
     epoch: int = 0
     best_epoch: int = 0
     best_val_loss: float = math.inf
     stale_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def record(self, row: dict[str, float]) -> bool:
+        """Add an epoch's results; return whether its validation loss is the best so far."""
+        self.history.append(row)
+        self.epoch = int(row["epoch"])
+        if row["val_loss"] < self.best_val_loss:
+            self.best_val_loss, self.best_epoch, self.stale_epochs = row["val_loss"], self.epoch, 0
+            return True
+        self.stale_epochs += 1
+        return False
+
+
+@dataclass
+class Run:
+    """One training run: what it trains, on what, and how."""
+
+    name: ModelName
+    params: Params
+    data: SplitData
+    device: torch.device
+    model: Classifier
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    epochs: int
+    frozen_epochs: int
+    identity: str  # fingerprint of parameters, data and code: which checkpoint may be resumed
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def stage_params(name: ModelName, params: Params) -> dict[str, Any]:
@@ -68,115 +101,81 @@ def stage_params(name: ModelName, params: Params) -> dict[str, Any]:
     }
 
 
-def run_training_stage(name: ModelName, params: Params) -> dict[str, Any]:
+def run_training_stage(name: ModelName, params: Params) -> None:
+    """Train model `name`: here, or in train.nproc processes under torchrun."""
+    if params.train.nproc > 1 and not started_by_torchrun():
+        launch_torchrun(f"stages.train_{name}", params.train.nproc)
+        return
+    with process_group(params.train) as device:
+        train(name, params, device)
+
+
+def train(name: ModelName, params: Params, device: torch.device) -> dict[str, Any]:
     """Train model `name` on the prepared data; write its checkpoint, history and metrics."""
-    data = load_split_data(paths.MANIFEST, paths.SPLIT)
-    cache = ImageCache(paths.CACHE)
-    device = pick_device(params.train.device)
     configure(params.train, device)
     seed_everything(params.seed)
-    options = params.model(name)
-    epochs = options.epochs or params.train.epochs
-    architecture = model_spec(name, params, len(data.classes))
-    model, optimizer = model_and_optimizer(name, params, architecture, device)
-
-    train_set = CachedImages(cache, data.indices("train"), data.targets("train"))
-    val_set = CachedImages(cache, data.indices("val"), data.targets("val"))
-    loader_options = {
-        "seed": params.seed,
-        "rank": rank(),
-        "world_size": world_size(),
-        "num_workers": params.train.num_workers,
-        "pin_memory": device.type == "cuda",
-    }
-    batch = params.train.batch_size
-    train_loader = make_loader(train_set, batch, shuffle=True, **loader_options)
-    val_loader = make_loader(val_set, batch, shuffle=False, **loader_options)
-    scheduler = make_scheduler(optimizer, params.train.schedule, epochs * len(train_loader))
-
-    net: nn.Module = model
-    if params.train.compile:
-        net = torch.compile(net)
-    if dist.is_initialized():
-        net = DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    identity = checkpoint.fingerprint(stage_params(name, params), data.fingerprint)
-    progress = resume(name, identity, model, optimizer, scheduler)
+    run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)
+    progress = resume(run)
     started = time.perf_counter()
     train_seconds, images_seen = 0.0, 0
+    net = None
     patience = params.train.patience
-    while progress.epoch < epochs and progress.stale_epochs < patience:
+    while progress.epoch < run.epochs and progress.stale_epochs < patience:
         epoch = progress.epoch + 1
-        seed_everything(derive_seed(params.seed, epoch, rank()))
-        train_loader.sampler.set_epoch(epoch)
-        augment_rng = torch.Generator().manual_seed(derive_seed(params.seed, epoch, rank(), 1))
+        frozen = epoch <= run.frozen_epochs
+        if net is None or frozen != run.model.backbone_frozen:
+            run.model.freeze_backbone(frozen)
+            net = wrap(run.model, params, device)
         epoch_started = time.perf_counter()
-        train_loss, train_acc = train_one_epoch(
-            net,
-            train_loader,
-            optimizer,
-            scheduler,
-            params.augment,
-            augment_rng,
-            params.train.label_smoothing,
-            device,
-            desc=f"{name} {epoch}/{epochs}",
-        )
+        train_loss, train_acc = train_one_epoch(run, net, epoch)
         train_seconds += time.perf_counter() - epoch_started
-        images_seen += len(train_set)
-        val_loss, val_acc = loss_and_accuracy(model, val_loader, device)
-        record = {
+        images_seen += len(run.train_loader.dataset)
+        val_loss, val_acc = loss_and_accuracy(run.model, run.val_loader, device)
+        row = {
             "epoch": epoch,
             "train_loss": train_loss,
             "train_acc": train_acc,
             "val_loss": val_loss,
             "val_acc": val_acc,
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": run.optimizer.param_groups[0]["lr"],
         }
-        progress.history.append(record)
-        progress.epoch = epoch
-        improved = val_loss < progress.best_val_loss
+        improved = progress.record(row)
         if improved:
-            progress.best_val_loss, progress.best_epoch, progress.stale_epochs = val_loss, epoch, 0
-        else:
-            progress.stale_epochs += 1
+            run.best_state = copy.deepcopy(run.model.state_dict())
         if is_main_process():
             print(
-                f"{name} epoch {epoch}/{epochs}: train loss {train_loss:.4f} acc {train_acc:.4f}"
-                f" | val loss {val_loss:.4f} acc {val_acc:.4f}" + (" (best)" if improved else ""),
+                f"{name} epoch {epoch}/{run.epochs}: train loss {train_loss:.4f} acc"
+                f" {train_acc:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f}"
+                + (" (best)" if improved else "")
+                + (" [backbone frozen]" if frozen else ""),
                 flush=True,
             )
-            if improved:
-                save_best(name, model, architecture, data.classes, params, record, data.fingerprint)
-            write_csv(
-                paths.history(name),
-                HISTORY_FIELDS,
-                ([row[key] for key in HISTORY_FIELDS] for row in progress.history),
-            )
-            save_resumable(name, identity, model, optimizer, scheduler, progress)
+            write_history(name, progress)
+            save_resumable(run, progress)
     if progress.stale_epochs >= patience and is_main_process():
         print(f"{name}: stopped early, no better validation loss in {patience} epochs")
-    elapsed = time.perf_counter() - started
 
-    best = progress.history[progress.best_epoch - 1]
     metrics = {
         "best_epoch": progress.best_epoch,
         "epochs": progress.epoch,
-        "lr": params.train.lr * options.lr_mult,
-        **{key: round(best[key], 6) for key in ("train_loss", "train_acc", "val_loss", "val_acc")},
+        "lr": params.train.lr * params.model(name).lr_mult,
+        **{
+            key: round(progress.history[progress.best_epoch - 1][key], 6)
+            for key in ("train_loss", "train_acc", "val_loss", "val_acc")
+        },
         "timing": {
-            "train_s": round(elapsed, 2),
+            "train_s": round(time.perf_counter() - started, 2),
             "images_per_s": round(images_seen / train_seconds, 1) if train_seconds else None,
             "peak_rss_mb": peak_rss_mb(),
         },
     }
     if is_main_process():
+        save_best(run, progress)
+        write_history(name, progress)
         write_json(paths.train_metrics(name), metrics)
         save_figure(
             learning_curves_figure(
-                progress.history, progress.best_epoch, f"{name} ({options.arch})"
+                progress.history, progress.best_epoch, f"{name} ({params.model(name).arch})"
             ),
             paths.PLOTS / f"learning_curves_{name}.png",
         )
@@ -184,24 +183,57 @@ def run_training_stage(name: ModelName, params: Params) -> dict[str, Any]:
     return metrics
 
 
-def model_and_optimizer(
-    name: ModelName, params: Params, architecture: dict[str, Any], device: torch.device
-) -> tuple[Classifier, torch.optim.Optimizer]:
-    """The new model on `device` and AdamW over what it trains: the head at train.lr x
-    lr_mult, a transfer backbone at backbone_lr_mult of that, or not at all when frozen."""
+def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.device) -> Run:
+    """The model, its optimizer and schedule, and the loaders of this process's shard."""
     options = params.model(name)
-    lr = params.train.lr * options.lr_mult
     transfer = options if isinstance(options, TransferParams) else None
-    model = build_model(**architecture, pretrained=bool(transfer and transfer.pretrained))
+    lr = params.train.lr * options.lr_mult
+    model = build_model(
+        **model_spec(name, params, len(data.classes)),
+        pretrained=bool(transfer and transfer.pretrained),
+    )
     model.to(device, memory_format=torch.channels_last)  # faster convolutions, CPU and GPU
     groups = [{"params": list(model.head_parameters()), "lr": lr}]
-    if transfer and transfer.freeze_backbone:
-        model.freeze_backbone()
-    else:
+    if not (transfer and transfer.freeze_backbone):
         scale = transfer.backbone_lr_mult if transfer else 1.0
         groups.append({"params": list(model.backbone_parameters()), "lr": lr * scale})
-    groups = [group for group in groups if group["params"]]
-    return model, torch.optim.AdamW(groups, weight_decay=params.train.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [group for group in groups if group["params"]], weight_decay=params.train.weight_decay
+    )
+
+    cache = ImageCache(paths.CACHE)
+    per_process_batch = params.train.batch_size // world_size()
+    loader_options = {
+        "seed": params.seed,
+        "rank": rank(),
+        "world_size": world_size(),
+        "num_workers": params.train.num_workers,
+        "pin_memory": device.type == "cuda",
+    }
+    train_set = CachedImages(cache, data.indices("train"), data.targets("train"))
+    val_set = CachedImages(cache, data.indices("val"), data.targets("val"))
+    train_loader = make_loader(train_set, per_process_batch, shuffle=True, **loader_options)
+    val_loader = make_loader(val_set, per_process_batch, shuffle=False, **loader_options)
+
+    epochs = options.epochs or params.train.epochs
+    if transfer and transfer.freeze_backbone:
+        frozen_epochs = epochs
+    else:
+        frozen_epochs = transfer.frozen_epochs if transfer else 0
+    return Run(
+        name=name,
+        params=params,
+        data=data,
+        device=device,
+        model=model,
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, params.train.schedule, epochs * len(train_loader)),
+        train_loader=train_loader,
+        val_loader=val_loader,
+        epochs=epochs,
+        frozen_epochs=frozen_epochs,
+        identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
+    )
 
 
 def model_spec(name: ModelName, params: Params, num_classes: int) -> dict[str, Any]:
@@ -228,109 +260,114 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def train_one_epoch(
-    net: nn.Module,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    augment: AugmentParams,
-    augment_rng: torch.Generator,
-    label_smoothing: float,
-    device: torch.device,
-    desc: str,
-) -> tuple[float, float]:
-    """One pass over the training data; returns the mean loss and accuracy over all ranks."""
+def wrap(model: Classifier, params: Params, device: torch.device) -> nn.Module:
+    """What the training loop calls: the model, data-parallel under torchrun, maybe compiled.
+    Made anew when the backbone is frozen or thawed: DDP syncs what trained when it was made."""
+    net: nn.Module = model
+    if dist.is_initialized():
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if params.train.compile:
+        net = torch.compile(net)
+    return net
+
+
+def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]:
+    """One pass over the training data; the mean loss and accuracy over all processes."""
+    seed_everything(derive_seed(run.params.seed, epoch, rank()))
+    run.train_loader.sampler.set_epoch(epoch)
+    augment_rng = torch.Generator().manual_seed(derive_seed(run.params.seed, epoch, rank(), 1))
     net.train()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    for images, targets in tqdm(loader, desc=desc, leave=False, disable=not is_main_process()):
-        inputs = random_affine(to_model_input(images, device), augment, augment_rng)
+    sums = torch.zeros(2, dtype=torch.float64, device=run.device)  # loss sum, correct
+    count = 0
+    batches = tqdm(
+        run.train_loader,
+        desc=f"{run.name} {epoch}/{run.epochs}",
+        leave=False,
+        disable=not is_main_process(),
+    )
+    for images, targets in batches:
+        inputs = random_affine(to_model_input(images, run.device), run.params.augment, augment_rng)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-        targets = targets.to(device, non_blocking=True)
-        with autocast(device):
+        targets = targets.to(run.device, non_blocking=True)
+        with autocast(run.device):
             logits = net(inputs)
-            loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            totals += torch.stack(
-                [
-                    loss.detach().double() * len(targets),
-                    (logits.argmax(1) == targets).sum().double(),
-                    torch.tensor(len(targets), dtype=torch.float64, device=device),
-                ]
+            loss = F.cross_entropy(
+                logits, targets, label_smoothing=run.params.train.label_smoothing
             )
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.scheduler.step()
+        with torch.no_grad():
+            sums[0] += loss.detach() * len(targets)
+            sums[1] += (logits.argmax(1) == targets).sum()
+        count += len(targets)
+    totals = torch.cat([sums, torch.tensor([count], dtype=torch.float64, device=run.device)])
     if dist.is_initialized():
         dist.all_reduce(totals)
-    loss_sum, correct, count = totals.tolist()
-    return loss_sum / count, correct / count
+    loss_sum, correct, total = totals.tolist()
+    return loss_sum / total, correct / total
 
 
-def save_best(
-    name: ModelName,
-    model: Classifier,
-    architecture: dict[str, Any],
-    classes: list[str],
-    params: Params,
-    record: dict[str, float],
-    data_fingerprint: str,
-) -> None:
+def write_history(name: ModelName, progress: Progress) -> None:
+    rows = ([row[key] for key in HISTORY_FIELDS] for row in progress.history)
+    write_csv(paths.history(name), HISTORY_FIELDS, rows)
+
+
+def save_best(run: Run, progress: Progress) -> None:
+    """The weights of the epoch with the lowest validation loss, for evaluate and submission."""
+    best = progress.history[progress.best_epoch - 1]
     checkpoint.save(
-        paths.checkpoint(name),
+        paths.checkpoint(run.name),
         {
-            "model": model.state_dict(),
-            "architecture": architecture,
-            "classes": classes,
-            "epoch": record["epoch"],
-            "val_loss": record["val_loss"],
-            "val_acc": record["val_acc"],
-            "provenance": checkpoint.provenance(stage_params(name, params), data_fingerprint),
+            "model": run.best_state,
+            "architecture": model_spec(run.name, run.params, len(run.data.classes)),
+            "classes": run.data.classes,
+            "epoch": progress.best_epoch,
+            "val_loss": best["val_loss"],
+            "val_acc": best["val_acc"],
+            "provenance": checkpoint.provenance(
+                stage_params(run.name, run.params), run.data.fingerprint
+            ),
         },
     )
 
 
-def save_resumable(
-    name: ModelName,
-    identity: str,
-    model: Classifier,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    progress: Progress,
-) -> None:
+def save_resumable(run: Run, progress: Progress) -> None:
     checkpoint.save(
-        paths.resume_checkpoint(name),
+        paths.resume_checkpoint(run.name),
         {
-            "fingerprint": identity,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "fingerprint": run.identity,
+            "model": run.model.state_dict(),
+            "best_model": run.best_state,
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
             "progress": asdict(progress),
         },
     )
 
 
-def resume(
-    name: ModelName,
-    identity: str,
-    model: Classifier,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> Progress:
-    """Continue from the last complete epoch of an interrupted run of the same parameters and
-    data; a checkpoint of anything else is set aside, never resumed from."""
-    path: Path = paths.resume_checkpoint(name)
-    if not path.exists():
+def resume(run: Run) -> Progress:
+    """Continue from the last complete epoch of an interrupted run of the same parameters,
+    data and code; rank 0 sets a checkpoint of anything else aside, never resuming from it."""
+    path = paths.resume_checkpoint(run.name)
+    state = checkpoint.load(path) if path.exists() else None
+    barrier()  # every process has read the file before rank 0 may move it
+    if state is None:
         return Progress()
-    state = checkpoint.load(path)
-    if state.get("fingerprint") != identity:
-        aside = path.with_suffix(".stale.pt")
-        path.replace(aside)
-        print(f"{name}: {path} is from other parameters or data; moved to {aside}, starting over")
+    if state.get("fingerprint") != run.identity:
+        if is_main_process():
+            aside = path.with_suffix(".stale.pt")
+            path.replace(aside)
+            print(f"{run.name}: {path} is from other parameters, data or code; moved to {aside}")
         return Progress()
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    run.model.load_state_dict(state["model"])
+    run.best_state = state["best_model"]
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
     progress = Progress(**state["progress"])
-    print(f"{name}: resuming from epoch {progress.epoch}", flush=True)
+    if is_main_process():
+        print(f"{run.name}: resuming from epoch {progress.epoch}", flush=True)
     return progress

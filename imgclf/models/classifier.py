@@ -33,11 +33,12 @@ class Classifier(nn.Module):
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return (p for name, p in self.named_parameters() if not self._in_head(name))
 
-    def freeze_backbone(self) -> None:
-        """Train the head alone; the backbone's batch-norm statistics stay as pretrained."""
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        """Train the head alone (its batch-norm statistics stay as they are), or everything."""
         for parameter in self.backbone_parameters():
-            parameter.requires_grad_(False)
-        self.backbone_frozen = True
+            parameter.requires_grad_(not frozen)
+        self.backbone_frozen = frozen
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> Classifier:
         super().train(mode)

@@ -1,0 +1,182 @@
+"""Reproducible to the bit, resumable after a crash, exact about what a change reruns:
+real `dvc repro` and `dvc status` in temporary git + DVC copies of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgclf.evaluate import weights_digest
+from tests.conftest import make_project, run
+
+pytestmark = pytest.mark.slow
+
+QUALITY_FILES = ["prepare", "check", "train_scratch", "train_transfer", "evaluate", "submission"]
+
+
+def results(project: Path) -> dict:
+    """Every metric but timing and memory, and a digest of each model's weights."""
+    found = {}
+    for name in QUALITY_FILES:
+        metrics = json.loads((project / f"metrics/{name}.json").read_text())
+        metrics.pop("timing", None)
+        found[name] = metrics
+    for model in ("scratch", "transfer"):
+        state = torch.load(project / f"models/{model}.pt", map_location="cpu", weights_only=False)
+        found[f"{model}_weights"] = weights_digest(state["model"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> Path:
+    """A project after one full `dvc repro`, committed."""
+    project = make_project(tmp_path_factory.mktemp("repro"))
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "first run"], project)
+    return project
+
+
+def test_a_forced_rerun_gives_the_same_metrics_and_weights(ran: Path) -> None:
+    first = results(ran)
+    run(["dvc", "repro", "-f"], ran)
+    assert results(ran) == first
+
+
+def test_checkpoints_record_where_they_came_from(ran: Path) -> None:
+    commit = run(["git", "rev-parse", "HEAD~0"], ran).stdout.strip()
+    for model in ("scratch", "transfer"):
+        state = torch.load(ran / f"models/{model}.pt", map_location="cpu", weights_only=False)
+        provenance = state["provenance"]
+        assert provenance["params"]["train"]["lr"] == 0.002
+        assert len(provenance["data_sha256"]) == 64
+        assert provenance["git_commit"] in (
+            commit,
+            run(["git", "rev-parse", "HEAD~1"], ran).stdout.strip(),
+        )
+        assert provenance["versions"]["torch"] == torch.__version__
+    evaluated = json.loads((ran / "metrics/evaluate.json").read_text())
+    for model in ("scratch", "transfer"):
+        state = torch.load(ran / f"models/{model}.pt", map_location="cpu", weights_only=False)
+        assert evaluated[model]["weights_sha256"] == weights_digest(state["model"])[:16]
+        assert evaluated[model]["checkpoint_epoch"] == state["epoch"]
+
+
+def changed_stages(project: Path) -> set[str]:
+    status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    return {name.split(":")[-1] for name in status}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (["-S", "train.lr=0.001"], {"train_scratch", "train_transfer"}),
+        (["-S", "evaluate.tta_flip=true"], {"evaluate", "make_submission"}),
+        (["-S", "submission.id_column=image"], {"make_submission"}),
+        (["-S", "check.near_duplicate_bits=3"], {"check"}),
+    ],
+)
+def test_a_parameter_change_marks_exactly_the_stages_that_read_it(
+    ran: Path, change: list[str], expected: set[str]
+) -> None:
+    key, value = change[1].split("=")
+    section, leaf = key.split(".")
+    params = ran / "params.yaml"
+    original = params.read_text()
+    lines = original.splitlines()
+    inside = False
+    for i, line in enumerate(lines):
+        if not line.startswith(" "):
+            inside = line.startswith(f"{section}:")
+        elif inside and line.strip().startswith(f"{leaf}:"):
+            lines[i] = f"  {leaf}: {value}"
+    params.write_text("\n".join(lines) + "\n")
+    try:
+        assert changed_stages(ran) == expected
+    finally:
+        params.write_text(original)
+    assert changed_stages(ran) == set()
+
+
+def test_editing_the_models_module_marks_the_training_stages(ran: Path) -> None:
+    module = ran / "imgclf/models/scratch.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit\n")
+    try:
+        changed = changed_stages(ran)
+    finally:
+        module.write_text(original)
+    assert {"train_scratch", "train_transfer"} <= changed
+    assert not {"prepare", "split", "check"} & changed
+
+
+def test_adding_an_image_marks_prepare(ran: Path) -> None:
+    folder = ran / "data/demo/train/3"
+    added = folder / "added.png"
+    added.write_bytes(next(folder.iterdir()).read_bytes())
+    try:
+        changed = changed_stages(ran)
+    finally:
+        added.unlink()
+    assert "prepare" in changed
+    assert not {"split", "check", "train_scratch", "train_transfer", "evaluate"} & changed
+
+
+def test_a_checkpoint_of_other_parameters_is_set_aside_not_resumed(ran: Path) -> None:
+    expected = results(ran)
+    resume = ran / "models/resume/scratch.pt"
+    resume.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"fingerprint": "another run", "progress": {"epoch": 1}}, resume)
+    out = run(["dvc", "repro", "-f", "--no-run-cache", "train_scratch"], ran).stdout
+    assert "is from other parameters, data or code; moved to" in out
+    assert "resuming" not in out
+    assert (ran / "models/resume/scratch.stale.pt").exists() and not resume.exists()
+    assert results(ran)["train_scratch"] == expected["train_scratch"]
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_and_ends_as_an_unbroken_one(tmp_path) -> None:
+    project = make_project(tmp_path, **{"train.epochs": 6})
+    run(["dvc", "repro", "check"], project)
+    checkpoint = project / "models/resume/scratch.pt"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        ["dvc", "repro", "train_scratch"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)  # dvc and the stage, as a power cut would
+    process.wait()
+    assert checkpoint.exists(), "the run ended before its first checkpoint could be killed"
+
+    out = run(["dvc", "repro", "train_scratch"], project).stdout
+    assert "scratch: resuming from epoch" in out
+    assert not checkpoint.exists()
+    resumed = json.loads((project / "metrics/train_scratch.json").read_text())
+    resumed_weights = scratch_weights(project)
+
+    out = run(["dvc", "repro", "-f", "--no-run-cache", "train_scratch"], project).stdout
+    assert "resuming" not in out
+    unbroken = json.loads((project / "metrics/train_scratch.json").read_text())
+    assert resumed["epochs"] == unbroken["epochs"] == 6
+    resumed.pop("timing"), unbroken.pop("timing")
+    assert resumed == unbroken
+    assert scratch_weights(project) == resumed_weights
+
+
+def scratch_weights(project: Path) -> str:
+    state = torch.load(project / "models/scratch.pt", map_location="cpu", weights_only=False)
+    return weights_digest(state["model"])

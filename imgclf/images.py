@@ -21,7 +21,8 @@ class UnusableImage(Exception):
 
 
 def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode encoded image bytes into a (size, size, 3) uint8 array and the original (w, h).
+    """Decode encoded image bytes into a (size, size, 3) uint8 array and the original (w, h),
+    as the picture is shown.
 
     The EXIF orientation is applied, any colour mode becomes RGB (transparency over white),
     and JPEGs are shrunk while they decode, so a huge photo never sits in memory whole.

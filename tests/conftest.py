@@ -61,8 +61,8 @@ def make_params() -> Callable[..., Params]:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
-    """tmp_path as the working directory, with params.yaml and dotted-key overrides: where a
-    stage's main() runs in this process and writes its outputs."""
+    """tmp_path as the working directory, with the project's params.yaml and overrides as in
+    make_params (data__root=...): where a stage's main() runs in this process."""
 
     def make(**overrides: Any) -> Path:
         tree = read_params_yaml()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
@@ -10,13 +11,18 @@ from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
+# What Pillow's decoders raise on malformed files (Image.open catches the same while it
+# identifies a file); any of them means this file is unusable, not that the run must stop.
+DECODER_ERRORS = (OSError, SyntaxError, ValueError, IndexError, TypeError, EOFError, struct.error)
+
 
 class UnusableImage(Exception):
     """The file cannot be used as an image; the message is the reason given in the report."""
 
 
 def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode encoded image bytes into a (size, size, 3) uint8 array and the original (w, h).
+    """Decode encoded image bytes into a (size, size, 3) uint8 array and the original (w, h),
+    as the picture is shown.
 
     The EXIF orientation is applied, any colour mode becomes RGB (transparency over white),
     and JPEGs are shrunk while they decode, so a huge photo never sits in memory whole.
@@ -25,27 +31,29 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, t
         raise UnusableImage("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # The size check below, against prepare.max_image_pixels, is the one that counts;
+            # Pillow's own hard limit (twice its default) still refuses a far larger header.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:
-                raise UnusableImage(
-                    f"{image.width} x {image.height} pixels is over prepare.max_image_pixels"
-                    f" ({max_pixels}): a decompression bomb or an image far larger than needed"
-                )
-            original_size = image.size
-            image.draft("RGB", (size, size))
-            image = ImageOps.exif_transpose(image)
-            image = to_rgb(image)
-            image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    except UnusableImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        if image.width * image.height > max_pixels:
+            raise UnusableImage(
+                f"{image.width} x {image.height} pixels is over prepare.max_image_pixels"
+                f" ({max_pixels}): a decompression bomb or an image far larger than needed"
+            )
+        width, height = image.size
+        image.draft("RGB", (size, size))
+        oriented = ImageOps.exif_transpose(image)
+        if oriented.size != image.size:  # turned by 90 degrees: report the size as shown
+            width, height = height, width
+        image = to_rgb(oriented)
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    except Image.DecompressionBombError as error:
         raise UnusableImage(f"decompression bomb: {error}") from None
     except Image.UnidentifiedImageError:
         raise UnusableImage("not an image (its content is no format Pillow can read)") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise UnusableImage(f"corrupt image: {error}") from None
-    return np.asarray(image, dtype=np.uint8), original_size
+    except DECODER_ERRORS as error:
+        raise UnusableImage(f"corrupt image: {error or type(error).__name__}") from None
+    return np.asarray(image, dtype=np.uint8), (width, height)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -56,8 +64,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image = Image.fromarray((pixels * (255.0 / top)).clip(0, 255).astype(np.uint8))
     elif image.mode == "F":
         image = Image.fromarray(np.asarray(image).clip(0, 255).astype(np.uint8))
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
+    if image.mode in ("P", "L", "RGB") and "transparency" in image.info:
+        image = image.convert("RGBA")  # a transparent palette index or colour (PNG tRNS)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))

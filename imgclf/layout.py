@@ -78,7 +78,12 @@ def scan(data: DataParams) -> Scan:
 def _collect(folder: Path, root: Path, source: str, label: str, result: Scan) -> int:
     """Add every image file below `folder` (links followed); return how many were found."""
     found = 0
+    walked: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        if os.path.realpath(dirpath) in walked:  # a link back up: its files are listed already
+            dirnames.clear()
+            continue
+        walked.add(os.path.realpath(dirpath))
         hidden_dirs = [name for name in dirnames if name.startswith(".")]
         result.hidden += len(hidden_dirs)
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))

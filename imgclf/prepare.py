@@ -18,7 +18,7 @@ from imgclf.cache import CacheWriter
 from imgclf.config import DataParams, PrepareParams
 from imgclf.errors import UserError
 from imgclf.images import UnusableImage, decode_image, dhash
-from imgclf.layout import Candidate, scan
+from imgclf.layout import Candidate, scan, source_dirs
 from imgclf.samples import Sample, write_manifest
 
 CHUNK = 512  # files decoded per round: bounds the decoded images waiting to be written
@@ -55,34 +55,37 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
     root = Path(data.root)
     tasks = ((root, c, data.image_size, options.max_image_pixels) for c in found.candidates)
     workers = min(os.cpu_count() or 1, 8)
-    with (
-        CacheWriter(outputs.cache, data.image_size) as cache,
-        ProcessPoolExecutor(workers) as pool,
-        tqdm(total=len(found.candidates), desc="prepare", unit="img") as progress,
-    ):
-        for chunk in iter(lambda: list(itertools.islice(tasks, CHUNK)), []):
-            for item in pool.map(_load, chunk, chunksize=16):
-                progress.update()
-                if item.image is None:
-                    rejected.append((item.candidate.path, item.reason))
-                    continue
-                samples.append(
-                    Sample(
-                        index=cache.append(item.image),
-                        path=item.candidate.path,
-                        source=item.candidate.source,
-                        label=item.candidate.label,
-                        width=item.size[0],
-                        height=item.size[1],
-                        sha256=item.sha256,
-                        dhash=f"{dhash(item.image):016x}",
+    with CacheWriter(outputs.cache, data.image_size) as cache:
+        with (
+            ProcessPoolExecutor(workers) as pool,
+            tqdm(total=len(found.candidates), desc="prepare", unit="img") as progress,
+        ):
+            for chunk in iter(lambda: list(itertools.islice(tasks, CHUNK)), []):
+                for item in pool.map(_load, chunk, chunksize=16):
+                    progress.update()
+                    if item.image is None:
+                        rejected.append((item.candidate.path, item.reason))
+                        continue
+                    samples.append(
+                        Sample(
+                            index=cache.append(item.image),
+                            path=item.candidate.path,
+                            source=item.candidate.source,
+                            label=item.candidate.label,
+                            width=item.size[0],
+                            height=item.size[1],
+                            sha256=item.sha256,
+                            dhash=f"{dhash(item.image):016x}",
+                        )
                     )
-                )
-        _check_trainable(samples, data)  # inside the block: a failure leaves the old cache
+        # The report is written even when the data turns out unusable below: it says why.
+        write_csv(outputs.rejected, ["path", "reason"], sorted(rejected))
+        for folder in _classes_without_images(found.candidates, samples, data):
+            print(f"warning: {folder}/ has no usable image (every file rejected): not a class")
+        report = f"files rejected: {len(rejected)}, reasons in {outputs.rejected}"
+        _check_trainable(samples, data, report)  # inside the block: a failure keeps the old cache
     write_manifest(outputs.manifest, samples)
-    write_csv(outputs.rejected, ["path", "reason"], sorted(rejected))
-    if rejected:
-        print(f"{len(rejected)} files rejected; the reasons are in {outputs.rejected}")
+    print(f"prepare: {len(samples)} images kept; {report}")
     per_source = Counter(sample.source for sample in samples)
     return {
         "images": len(samples),
@@ -107,22 +110,32 @@ def _load(task: tuple[Path, Candidate, int, int]) -> Decoded:
     return Decoded(candidate, digest, image, original_size, "")
 
 
-def _check_trainable(samples: list[Sample], data: DataParams) -> None:
+def _classes_without_images(
+    candidates: list[Candidate], samples: list[Sample], data: DataParams
+) -> list[str]:
+    """The class folders (relative to data.root) that held image files but kept none."""
+    kept = {(s.source, s.label) for s in samples}
+    folders = source_dirs(data)
+    return [
+        f"{folders[source]}/{label}"
+        for source, label in sorted({(c.source, c.label) for c in candidates if c.label} - kept)
+    ]
+
+
+def _check_trainable(samples: list[Sample], data: DataParams, report: str) -> None:
+    train = Path(data.root) / data.train_dir
     train_classes = {s.label for s in samples if s.source == "train"}
     if not train_classes:
-        raise UserError(
-            f"no usable training images under {Path(data.root) / data.train_dir}: "
-            "see the rejected-files report for why each was left out"
-        )
+        raise UserError(f"no usable training images under {train}: {report}")
     if len(train_classes) < 2:
         raise UserError(
-            f"only one class ({train_classes.pop()!r}) in {Path(data.root) / data.train_dir}: "
-            "a classifier needs at least two class folders with images"
+            f"only one class ({train_classes.pop()!r}) with usable images in {train}: a "
+            f"classifier needs at least two class folders with images ({report})"
         )
     for source in ("val", "test"):
         unknown = {s.label for s in samples if s.source == source} - train_classes
         if unknown:
             raise UserError(
                 f"{source} classes {sorted(unknown)} have no training images; add them under "
-                f"{Path(data.root) / data.train_dir} or remove them from the {source} folder"
+                f"{train} or remove them from the {source} folder"
             )

@@ -37,11 +37,11 @@ def main() -> None:
     else:
         print(
             f"warning: no images in {params.data.root}/{params.data.predict_dir}: "
-            f"{paths.SUBMISSION} has a header and no rows"
+            f"{paths.SUBMISSION} has a header and no rows, and nothing is scored"
         )
     write_csv(paths.SUBMISSION, [options.id_column, options.label_column], rows)
     metrics = {"model": chosen, "images": len(rows)}
-    if options.labels_file:
+    if options.labels_file and rows:
         metrics |= score_against(rows, Path(params.data.root) / options.labels_file, options)
     write_json(paths.METRICS / "submission.json", metrics)
     print(f"make_submission: {len(rows)} rows by the {chosen} model in {paths.SUBMISSION}")

@@ -14,7 +14,6 @@ def main() -> None:
         params.data, params.prepare, Outputs(paths.CACHE, paths.MANIFEST, paths.REJECTED)
     )
     write_json(paths.METRICS / "prepare.json", counts)
-    print(f"prepare: {counts['images']} images kept, {counts['rejected']} rejected")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -57,6 +58,31 @@ def make_params() -> Callable[..., Params]:
         return Params.model_validate(tree)
 
     return make
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """tmp_path as the working directory, with the project's params.yaml and overrides as in
+    make_params (data__root=...): where a stage's main() runs in this process."""
+
+    def make(**overrides: Any) -> Path:
+        tree = read_params_yaml()
+        for key, value in overrides.items():
+            set_key(tree, key.replace("__", "."), value)
+        write_params_yaml(tmp_path / "params.yaml", tree)
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+
+    return make
+
+
+def run_stage(name: str) -> int:
+    """Run stages/<name>.py's main() here; return its exit status."""
+    try:
+        importlib.import_module(f"stages.{name}").main()
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    return 0
 
 
 def run(

@@ -1,0 +1,103 @@
+"""check: exact duplicates within and across splits, one picture under two labels, and a
+resized, re-encoded copy across splits, found before any training; other pictures are not."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from imgclf import paths
+from imgclf.cache import ImageCache
+from imgclf.check import find_problems
+from imgclf.config import load_params
+from imgclf.samples import load_split_data
+from tests.conftest import run_stage
+from tests.dirty import picture
+
+WITHIN = {"train/a/p1.png", "train/a/p1_copy.png"}
+TWO_LABELS = {"train/a/p4.png", "train/b/p4.png"}
+ACROSS = {"train/b/p5.png", "test/b/p5.png"}
+NEAR = {"train/b/p6.png", "test/b/p6_small.jpg"}
+ALONE = {
+    "train/a/p0.png",
+    "train/b/p10.png",
+    "val/a/p7.png",
+    "val/b/p8.png",
+    "test/a/p9.png",
+}
+
+
+def make_project(workdir, **overrides) -> Path:
+    """A data set with every kind of duplicate, prepared and split (train, val and test
+    folders, so the split keeps them as they are)."""
+    project = workdir(data__root="data/photos", data__image_size=32, **overrides)
+    root = project / "data/photos"
+    copies = {
+        "train/a/p1_copy.png": "train/a/p1.png",
+        "train/b/p4.png": "train/a/p4.png",
+        "test/b/p5.png": "train/b/p5.png",
+    }
+    for path in [*ALONE, *copies.values(), "train/b/p6.png"]:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        picture(int(Path(path).stem.removeprefix("p"))).save(root / path)
+    for copy, original in copies.items():
+        (root / copy).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / original, root / copy)
+    small = Image.open(root / "train/b/p6.png").resize((60, 60), Image.Resampling.LANCZOS)
+    small.save(root / "test/b/p6_small.jpg", quality=75)
+    assert run_stage("prepare") == 0 and run_stage("split") == 0
+    return project
+
+
+def test_each_kind_of_duplicate_is_found_and_no_other(workdir) -> None:
+    make_project(workdir)
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    findings = find_problems(data, ImageCache(paths.CACHE), load_params().check)
+    exact = {frozenset(s.path for s, _ in group.members): group for group in findings.exact}
+    assert set(exact) == {frozenset(WITHIN), frozenset(TWO_LABELS), frozenset(ACROSS)}
+    assert not exact[frozenset(WITHIN)].leaks and not exact[frozenset(WITHIN)].conflicts
+    assert exact[frozenset(TWO_LABELS)].conflicts and not exact[frozenset(TWO_LABELS)].leaks
+    assert exact[frozenset(ACROSS)].leaks and not exact[frozenset(ACROSS)].conflicts
+    assert [{s.path for s, _ in group.members} for group in findings.near] == [NEAR]
+    assert findings.near[0].leaks
+    assert findings.metrics() | {"images": None, "imbalance": None} == {
+        "images": None,
+        "imbalance": None,
+        "exact_duplicate_groups": 3,
+        "exact_within_split": 2,
+        "exact_across_splits": 1,
+        "label_conflicts": 1,
+        "near_duplicate_groups": 1,
+        "leakage_groups": 2,
+    }
+
+
+def test_the_report_lists_each_group_with_its_paths(workdir, capsys) -> None:
+    project = make_project(workdir)
+    assert run_stage("check") == 0
+    report = (project / paths.CHECK_DIR / "report.md").read_text()
+    for path in WITHIN | TWO_LABELS | ACROSS | NEAR:
+        assert f"`{path}`" in report
+    for path in ALONE:
+        assert path not in report
+    with open(project / paths.CHECK_DIR / "duplicates.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert {row["path"] for row in rows} == WITHIN | TWO_LABELS | ACROSS | NEAR
+    metrics = json.loads((project / paths.METRICS / "check.json").read_text())
+    assert metrics["leakage_groups"] == 2 and metrics["label_conflicts"] == 1
+    assert "2 leaking across splits" in capsys.readouterr().out
+
+
+def test_fail_on_leakage_stops_before_training_naming_the_paths(workdir, capsys) -> None:
+    make_project(workdir, check__fail_on_leakage=True)
+    capsys.readouterr()
+    assert run_stage("check") == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: leakage between splits (check.fail_on_leakage is true)")
+    for path in ACROSS | NEAR:
+        assert path in error
+    assert len(error.splitlines()) == 1

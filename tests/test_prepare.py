@@ -1,0 +1,175 @@
+"""prepare on a dirty folder: every file kept and converted right, or rejected with a reason."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgclf.config import Params
+from imgclf.images import UnusableImage, decode_image
+from imgclf.prepare import Outputs, prepare
+from imgclf.samples import Sample, read_manifest
+from tests.conftest import ROOT, read_params_yaml, run
+from tests.dirty import (
+    BLUE,
+    EMPTY_CLASS,
+    GREEN,
+    KEPT,
+    QUIET,
+    RED,
+    REJECTED,
+    WHITE,
+    gradient,
+    make_dirty_folder,
+    png_claiming,
+)
+
+SIZE = 32
+
+
+@dataclass(frozen=True)
+class Prepared:
+    outputs: Outputs
+    metrics: dict
+    printed: list[str]
+    kept: dict[str, Sample]
+    images: dict[str, np.ndarray]
+    rejected: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    base = tmp_path_factory.mktemp("dirty")
+    params = Params.model_validate(read_params_yaml())
+    data = params.data.model_copy(update={"root": str(make_dirty_folder(base)), "image_size": SIZE})
+    outputs = Outputs(
+        base / "prepared/images.npy", base / "prepared/manifest.csv", base / "prepared/rejected.csv"
+    )
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        metrics = prepare(data, params.prepare, outputs)
+    kept = {sample.path: sample for sample in read_manifest(outputs.manifest)}
+    cache = np.load(outputs.cache)
+    with open(outputs.rejected, newline="") as file:
+        rejected = {row["path"]: row["reason"] for row in csv.DictReader(file)}
+    return Prepared(
+        outputs,
+        metrics,
+        printed.getvalue().splitlines(),
+        kept,
+        {path: cache[sample.index] for path, sample in kept.items()},
+        rejected,
+    )
+
+
+def test_every_file_is_kept_or_rejected_with_its_reason(prepared: Prepared) -> None:
+    assert sorted(prepared.kept) == sorted(KEPT)  # a link loop adds no second copy
+    assert set(REJECTED) <= set(prepared.rejected) <= set(REJECTED) | QUIET
+    for path, words in REJECTED.items():
+        assert words in prepared.rejected[path], (path, prepared.rejected[path])
+
+
+@pytest.mark.parametrize("path", [path for path, colour in KEPT.items() if colour])
+def test_a_kept_image_has_the_colour_of_its_file(prepared: Prepared, path: str) -> None:
+    image = prepared.images[path].astype(int)
+    assert image.shape == (SIZE, SIZE, 3)
+    assert np.abs(image - KEPT[path]).max() <= 4, (path, image.mean(axis=(0, 1)))
+
+
+@pytest.mark.parametrize(
+    ("path", "opaque"),
+    [
+        ("train/cat/rgba_half_transparent.png", BLUE),
+        ("train/cat/palette_transparent.png", GREEN),
+        ("train/cat/rgb_transparent_colour.png", BLUE),
+    ],
+)
+def test_transparency_is_composited_on_white(prepared: Prepared, path: str, opaque: tuple) -> None:
+    image = prepared.images[path].astype(int)
+    assert np.abs(image[:, : SIZE // 4] - WHITE).max() <= 2
+    assert np.abs(image[:, -SIZE // 4 :] - opaque).max() <= 2
+
+
+def test_the_exif_orientation_is_applied(prepared: Prepared) -> None:
+    path = "train/cat/exif_rotated.jpg"  # stored 64 x 32, left red, right blue
+    image = prepared.images[path].astype(int)
+    assert np.abs(image[: SIZE // 4] - RED).max() <= 8  # shown turned: red on top
+    assert np.abs(image[-SIZE // 4 :] - BLUE).max() <= 8
+    sample = prepared.kept[path]
+    assert (sample.width, sample.height) == (32, 64)
+
+
+def test_a_huge_photo_is_kept_with_its_size(prepared: Prepared) -> None:
+    sample = prepared.kept["train/cat/huge_4000x3000.jpg"]
+    assert (sample.width, sample.height) == (4000, 3000)
+    image = prepared.images[sample.path].astype(int)
+    assert image[:, -1, 0].mean() - image[:, 0, 0].mean() > 200  # red grows left to right
+    assert image[-1, :, 1].mean() - image[0, :, 1].mean() > 200  # green top to bottom
+
+
+def test_the_counts_and_the_last_line_name_the_rejected_and_the_report(
+    prepared: Prepared,
+) -> None:
+    rejected = len(prepared.rejected)
+    assert prepared.metrics == {
+        "images": len(KEPT),
+        "rejected": rejected,
+        "hidden_skipped": 4,  # .DS_Store twice, ._photo.jpg, and the one in the empty folder
+        "classes": 2,
+        "train_images": len(KEPT),
+    }
+    assert f"warning: {EMPTY_CLASS}/ holds no images: not a class" in prepared.printed
+    assert any("train/broken/ has no usable image" in line for line in prepared.printed)
+    assert prepared.printed[-1] == (
+        f"prepare: {len(KEPT)} images kept; files rejected: {rejected}, "
+        f"reasons in {prepared.outputs.rejected}"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")
+def test_a_huge_jpeg_is_shrunk_while_it_decodes(tmp_path: Path) -> None:
+    """Peak memory, measured: the whole 4000 x 3000 image would take 48 MB in Pillow.
+
+    VmHWM, unlike ru_maxrss, starts afresh in the new program, not at pytest's own peak."""
+    gradient().save(tmp_path / "huge.jpg", quality=90)
+    measure = textwrap.dedent(
+        r"""
+        import re, sys
+        from imgclf.images import decode_image
+
+        def peak():  # in KiB
+            return int(re.search(r"VmHWM:\s*(\d+)", open("/proc/self/status").read())[1])
+
+        data = open(sys.argv[1], "rb").read()
+        before = peak()
+        decode_image(data, 32, 10**8)
+        print((peak() - before) * 1024)
+        """
+    )
+    grown = int(run([sys.executable, "-c", measure, str(tmp_path / "huge.jpg")], ROOT).stdout)
+    assert grown < 16 * 2**20, f"decoding grew the peak memory by {grown / 2**20:.0f} MiB"
+
+
+def test_max_image_pixels_rejects_a_real_image_and_names_the_parameter() -> None:
+    encoded = io.BytesIO()
+    Image.new("RGB", (200, 100)).save(encoded, "PNG")
+    decode_image(encoded.getvalue(), 8, 20_000)
+    with pytest.raises(UnusableImage, match=r"200 x 100 pixels is over prepare\.max_image_pixels"):
+        decode_image(encoded.getvalue(), 8, 19_999)
+
+
+def test_max_image_pixels_rules_below_pillows_own_hard_limit() -> None:
+    header_only = png_claiming(10_000, 9_500)  # 95 M pixels: over Pillow's warning level
+    with pytest.raises(UnusableImage) as raised:
+        decode_image(header_only, 8, 100_000_000)
+    assert "bomb" not in str(raised.value)  # allowed by the parameter: rejected as truncated
+    with pytest.raises(UnusableImage, match=r"over prepare\.max_image_pixels"):
+        decode_image(header_only, 8, 50_000_000)

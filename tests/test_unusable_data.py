@@ -1,0 +1,139 @@
+"""A data set that cannot be trained on stops with one message naming the cause."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from imgclf import paths
+from imgclf.config import load_params
+from imgclf.errors import UserError
+from imgclf.models import build_model
+from imgclf.prepare import Outputs, prepare
+from imgclf.samples import read_manifest
+from imgclf.split import assign_splits
+from imgclf.train import model_spec, save_best
+from tests.conftest import ROOT, read_params_yaml, run, run_stage, set_key, write_params_yaml
+from tests.dirty import write_data_set
+
+
+def prepare_here(root: Path, make_params, **overrides) -> dict:
+    params = make_params(data__root=str(root), data__image_size=16, **overrides)
+    outputs = Outputs(
+        root.parent / "prepared/images.npy",
+        root.parent / "prepared/manifest.csv",
+        root.parent / "prepared/rejected.csv",
+    )
+    return prepare(params.data, params.prepare, outputs)
+
+
+@pytest.mark.parametrize(
+    ("counts", "words"),
+    [
+        ({}, "no images found under"),  # train/ holds only a note and an empty folder
+        ({"train/a": 3}, "only one class ('a') with usable images"),
+        ({"train/a": 3, "train/b": 3, "test/a": 1, "test/c": 1}, "test classes ['c'] have no"),
+        ({"predict": 3}, "no usable training images"),
+    ],
+)
+def test_a_data_set_that_cannot_be_trained_on_is_named(
+    tmp_path: Path, make_params, counts: dict[str, int], words: str
+) -> None:
+    root = write_data_set(tmp_path / "data", counts)
+    (root / "train/empty").mkdir(parents=True, exist_ok=True)
+    (root / "train/notes.txt").write_text("labels to check")
+    with pytest.raises(UserError, match=re.escape(words)):
+        prepare_here(root, make_params)
+
+
+def test_a_class_whose_every_file_is_rejected_leaves_one_class_and_the_report(
+    tmp_path: Path, make_params
+) -> None:
+    root = write_data_set(tmp_path / "data", {"train/a": 3})
+    (root / "train/b").mkdir()
+    (root / "train/b/photo.jpg").write_text("not a photo")
+    with pytest.raises(UserError) as raised:
+        prepare_here(root, make_params)
+    report = tmp_path / "prepared/rejected.csv"
+    assert f"files rejected: 1, reasons in {report}" in str(raised.value)
+    assert "train/b/photo.jpg,not an image" in report.read_text()
+
+
+def test_a_missing_data_root_names_the_folder(tmp_path: Path, make_params) -> None:
+    with pytest.raises(UserError, match=f"data.root: the folder {tmp_path / 'nowhere'} does not"):
+        prepare_here(tmp_path / "nowhere", make_params)
+
+
+def test_a_missing_train_folder_names_the_parameter(tmp_path: Path, make_params) -> None:
+    root = write_data_set(tmp_path / "data", {"test/a": 2, "test/b": 2})
+    with pytest.raises(UserError, match=r"data\.train_dir: .*train does not exist"):
+        prepare_here(root, make_params)
+
+
+def test_a_class_too_small_to_split_is_named(tmp_path: Path, make_params) -> None:
+    root = write_data_set(tmp_path / "data", {"train/big": 20, "train/tiny": 1})
+    prepare_here(root, make_params)
+    samples = read_manifest(tmp_path / "prepared/manifest.csv")
+    with pytest.raises(UserError, match="class 'tiny' has only 1 training images"):
+        assign_splits(samples, make_params().split, 0)
+
+
+def test_failing_on_an_unusable_data_set_keeps_the_previous_outputs(
+    tmp_path: Path, make_params
+) -> None:
+    root = write_data_set(tmp_path / "data", {"train/a": 3, "train/b": 3})
+    prepare_here(root, make_params)
+    prepared = tmp_path / "prepared"
+    before = {name: (prepared / name).read_bytes() for name in ("images.npy", "manifest.csv")}
+    shutil.rmtree(root / "train/b")
+    with pytest.raises(UserError, match="only one class"):
+        prepare_here(root, make_params)
+    assert {name: (prepared / name).read_bytes() for name in before} == before
+    assert sorted(path.name for path in prepared.iterdir()) == [
+        "images.npy",
+        "manifest.csv",
+        "rejected.csv",
+    ]
+
+
+def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:
+    for name in ("imgclf", "stages"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    tree = read_params_yaml()
+    set_key(tree, "data.root", "data/my-photos")
+    write_params_yaml(tmp_path / "params.yaml", tree)
+    result = run([sys.executable, "-m", "stages.prepare"], tmp_path, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: data.root: the folder data/my-photos does not exist; point data.root in "
+        "params.yaml at a folder holding train/<class>/ images (see README, 'Your own data')"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_no_predict_folder_gives_an_empty_submission_and_a_warning(workdir, capsys) -> None:
+    """The decision: a submission with its header and no rows, a warning, and no scoring
+    (submission.labels_file stays at its default, a file that does not exist here)."""
+    project = workdir(data__root="data/mine", data__image_size=16)
+    write_data_set(project / "data/mine", {"train/a": 4, "train/b": 4})
+    assert run_stage("prepare") == 0
+    params = load_params()
+    for name in paths.MODEL_NAMES:  # untrained models: the submission needs none to run
+        architecture = model_spec(name, params, 2)
+        record = {"epoch": 1, "val_loss": 1.0, "val_acc": 0.5}
+        save_best(name, build_model(**architecture), architecture, ["a", "b"], params, record, "")
+    capsys.readouterr()
+
+    assert run_stage("make_submission") == 0
+    printed = capsys.readouterr().out
+    assert "warning: no images in data/mine/predict" in printed
+    with open(project / paths.SUBMISSION, newline="") as file:
+        assert list(csv.reader(file)) == [["id", "label"]]
+    metrics = json.loads((project / paths.METRICS / "submission.json").read_text())
+    assert metrics == {"model": "transfer", "images": 0}

@@ -12,13 +12,10 @@ from pathlib import Path
 import pytest
 
 from imgclf import paths
-from imgclf.config import load_params
 from imgclf.errors import UserError
-from imgclf.models import build_model
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import read_manifest
 from imgclf.split import assign_splits
-from imgclf.train import model_spec, save_best
 from tests.conftest import ROOT, read_params_yaml, run, run_stage, set_key, write_params_yaml
 from tests.dirty import write_data_set
 
@@ -120,14 +117,12 @@ def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:
 def test_no_predict_folder_gives_an_empty_submission_and_a_warning(workdir, capsys) -> None:
     """The decision: a submission with its header and no rows, a warning, and no scoring
     (submission.labels_file stays at its default, a file that does not exist here)."""
-    project = workdir(data__root="data/mine", data__image_size=16)
-    write_data_set(project / "data/mine", {"train/a": 4, "train/b": 4})
-    assert run_stage("prepare") == 0
-    params = load_params()
-    for name in paths.MODEL_NAMES:  # untrained models: the submission needs none to run
-        architecture = model_spec(name, params, 2)
-        record = {"epoch": 1, "val_loss": 1.0, "val_acc": 0.5}
-        save_best(name, build_model(**architecture), architecture, ["a", "b"], params, record, "")
+    project = workdir(
+        data__root="data/mine", data__image_size=16, train__epochs=1, scratch__width=4
+    )
+    write_data_set(project / "data/mine", {"train/a": 6, "train/b": 6})
+    for stage in ("prepare", "split", "check", "train_scratch", "train_transfer"):
+        assert run_stage(stage) == 0, stage
     capsys.readouterr()
 
     assert run_stage("make_submission") == 0

@@ -163,7 +163,7 @@ def run_training_stage(name: ModelName, params: Params) -> dict[str, Any]:
     best = progress.history[progress.best_epoch - 1]
     metrics = {
         "best_epoch": progress.best_epoch,
-        "epochs": progress.epoch,
+        "epochs_trained": progress.epoch,
         "lr": params.train.lr * options.lr_mult,
         **{key: round(best[key], 6) for key in ("train_loss", "train_acc", "val_loss", "val_acc")},
         "timing": {
@@ -173,7 +173,8 @@ def run_training_stage(name: ModelName, params: Params) -> dict[str, Any]:
         },
     }
     if is_main_process():
-        write_json(paths.train_metrics(name), metrics)
+        # Under the model's name, so `dvc exp show` names the columns scratch.val_acc, ...
+        write_json(paths.train_metrics(name), {name: metrics})
         save_figure(
             learning_curves_figure(
                 progress.history, progress.best_epoch, f"{name} ({options.arch})"

@@ -27,7 +27,7 @@ def main() -> None:
         logits = predict(trained, cache, indices, params.batch_size, params.tta_flip)
         scores = score(logits, targets, data.classes)
         results[name] = {
-            **scores.metrics,
+            **{f"test_{key}": value for key, value in scores.metrics.items()},
             "checkpoint_epoch": trained.meta["epoch"],
             "weights_sha256": trained.weights_sha256[:16],
         }

@@ -74,33 +74,36 @@ def run(
     return result
 
 
+def make_dvc_project(project: Path, **overrides: Any) -> Path:
+    """Copy the project into the new folder `project`, with TINY parameters and `overrides`,
+    as the first commit of a fresh git + DVC repository."""
+    project.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, project / name)
+    tree = read_params_yaml()
+    for key, value in {**TINY, **overrides}.items():
+        set_key(tree, key, value)
+    write_params_yaml(project / "params.yaml", tree)
+    run(["git", "init", "-q", "-b", "main"], project)
+    run(["git", "config", "user.email", "test@example.com"], project)
+    run(["git", "config", "user.name", "test"], project)
+    run(["dvc", "init", "-q"], project)
+    run(["dvc", "config", "core.analytics", "false"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "project"], project)
+    return project
+
+
 @pytest.fixture
 def dvc_project(tmp_path: Path) -> Callable[..., Path]:
     """A copy of the project in a fresh git + DVC repository, with TINY parameters."""
 
     def make(**overrides: Any) -> Path:
-        project = tmp_path / "project"
-        project.mkdir()
-        for name in PROJECT_FILES:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(
-                    source, project / name, ignore=shutil.ignore_patterns("__pycache__")
-                )
-            else:
-                shutil.copy2(source, project / name)
-        tree = read_params_yaml()
-        for key, value in {**TINY, **overrides}.items():
-            set_key(tree, key, value)
-        write_params_yaml(project / "params.yaml", tree)
-        run(["git", "init", "-q", "-b", "main"], project)
-        run(["git", "config", "user.email", "test@example.com"], project)
-        run(["git", "config", "user.name", "test"], project)
-        run(["dvc", "init", "-q"], project)
-        run(["dvc", "config", "core.analytics", "false"], project)
-        run(["git", "add", "-A"], project)
-        run(["git", "commit", "-q", "-m", "project"], project)
-        return project
+        return make_dvc_project(tmp_path / "project", **overrides)
 
     return make
 

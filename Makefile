@@ -1,9 +1,11 @@
 # `make demo`: set up (first time) and run the whole pipeline on data/demo.
 # `make test`: lint, then the test suite.
+# `make review REV=main`: what the workspace changed against REV, in review/report.md.
 VENV := .venv
+REV ?= main
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test setup
+.PHONY: demo test review setup
 
 setup: $(VENV)/.installed
 
@@ -20,3 +22,6 @@ test: setup
 	ruff check .
 	ruff format --check .
 	pytest
+
+review: setup
+	python -m imgclf.review --rev $(REV) --out review

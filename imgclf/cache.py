@@ -90,7 +90,7 @@ class ImageCache:
             self._fd = os.open(self.path, os.O_RDONLY)
             self._pid = os.getpid()
         out = np.empty((len(indices), *self.shape[1:]), dtype=np.uint8)
-        flat = out.reshape(len(indices), -1)
+        flat = out.reshape(len(indices), self._row_bytes)
         for row, index in enumerate(indices):
             view = memoryview(flat[row])
             got = os.preadv(self._fd, [view], self._offset + int(index) * self._row_bytes)

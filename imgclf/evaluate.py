@@ -92,3 +92,14 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
     return Scores(
         metrics, per_class, confusion_matrix(targets, predicted, labels=labels), predicted
     )
+
+
+def confident_mistakes(
+    logits: torch.Tensor, targets: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of up to `count` misclassified images, the most confident first, and the
+    probability the model gave each wrong prediction."""
+    confidence = logits.softmax(1).max(1).values.numpy()
+    wrong = np.flatnonzero(logits.argmax(1).numpy() != targets)
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
+    return worst, confidence[worst]

@@ -1,7 +1,9 @@
-"""Pictures for people: confusion matrices and learning curves as PNG files."""
+"""Pictures for people: the shared PNG writer, learning curves and grids of images."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from imgclf.atomic import atomic_path
 
@@ -20,25 +21,6 @@ def save_figure(figure: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
-
-
-def confusion_figure(
-    counts: np.ndarray, classes: list[str], title: str, normalize: bool = False
-) -> Figure:
-    """The matrix with its numbers in the cells: counts, or each row as fractions of 1."""
-    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
-    size = max(4.5, 0.55 * len(classes) + 2.5)
-    figure, axes = plt.subplots(figsize=(size, size))
-    display = ConfusionMatrixDisplay(values, display_labels=classes)
-    display.plot(
-        ax=axes,
-        cmap="Blues",
-        colorbar=False,
-        values_format=".2f" if normalize else "d",
-        xticks_rotation=45,
-    )
-    axes.set_title(title)
-    return figure
 
 
 def learning_curves_figure(history: list[dict[str, float]], best_epoch: int, title: str) -> Figure:
@@ -54,4 +36,36 @@ def learning_curves_figure(history: list[dict[str, float]], best_epoch: int, tit
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(title)
+    return figure
+
+
+def image_grid(
+    images: Sequence[np.ndarray | None],
+    captions: list[str],
+    columns: int,
+    title: str,
+    row_labels: list[str] | None = None,
+) -> Figure:
+    """uint8 (h, w, 3) images in rows of `columns`, each with its caption below it; a None
+    leaves its cell empty."""
+    rows = max(1, math.ceil(len(images) / columns))
+    caption_lines = max((caption.count("\n") + 1 for caption in captions), default=0)
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(1.35 * columns + (0.8 if row_labels else 0), (1.35 + 0.2 * caption_lines) * rows),
+        squeeze=False,
+    )
+    for position, cell in enumerate(axes.flat):
+        cell.set_xticks([])
+        cell.set_yticks([])
+        if position < len(images) and images[position] is not None:
+            cell.imshow(images[position], interpolation="nearest")
+            cell.set_xlabel(captions[position], fontsize=8)
+        else:
+            cell.set_frame_on(False)
+    for row, label in enumerate(row_labels or []):
+        axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    figure.suptitle(title)
+    figure.tight_layout()
     return figure

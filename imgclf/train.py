@@ -157,7 +157,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
 
     metrics = {
         "best_epoch": progress.best_epoch,
-        "epochs": progress.epoch,
+        "epochs_trained": progress.epoch,
         "lr": params.train.lr * params.model(name).lr_mult,
         **{
             key: round(progress.history[progress.best_epoch - 1][key], 6)
@@ -172,7 +172,8 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
     if is_main_process():
         save_best(run, progress)
         write_history(name, progress)
-        write_json(paths.train_metrics(name), metrics)
+        # Under the model's name, so `dvc exp show` names the columns scratch.val_acc, ...
+        write_json(paths.train_metrics(name), {name: metrics})
         save_figure(
             learning_curves_figure(
                 progress.history, progress.best_epoch, f"{name} ({params.model(name).arch})"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from ruamel.yaml import YAML
 
 from imgclf.config import Params
@@ -133,3 +134,12 @@ def dvc_project(tmp_path: Path) -> Callable[..., Path]:
         return make_project(tmp_path, **{k.replace("__", "."): v for k, v in overrides.items()})
 
     return make
+
+
+def assert_legible_png(path: Path, min_side: int = 300, max_side: int = 4000) -> None:
+    """A PNG, neither a thumbnail nor a poster, and not one flat colour."""
+    with Image.open(path) as image:
+        assert image.format == "PNG", path
+        assert min_side <= min(image.size) and max(image.size) <= max_side, (path, image.size)
+        extrema = image.convert("L").getextrema()
+    assert extrema[0] < extrema[1], f"{path} is one colour"

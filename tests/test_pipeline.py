@@ -31,8 +31,8 @@ def test_repro_then_experiment_then_review_commands(dvc_project) -> None:
         assert f"Running stage '{stage}'" in first.stdout, stage
     evaluated = json.loads((project / "metrics/evaluate.json").read_text())
     for model in ("scratch", "transfer"):
-        assert 0.0 <= evaluated[model]["acc"] <= 1.0
-        assert evaluated[model]["f1"] <= 1.0
+        assert 0.0 <= evaluated[model]["test_acc"] <= 1.0
+        assert evaluated[model]["test_f1"] <= 1.0
     with open(project / "data/submission.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 270 and set(rows[0]) == {"id", "label"}
@@ -46,7 +46,7 @@ def test_repro_then_experiment_then_review_commands(dvc_project) -> None:
     run(["dvc", "exp", "run", "-n", "small-lr", "-S", "train.lr=1e-5"], project)
     # The experiment's results are in the workspace: what the stages actually used.
     for model in ("scratch", "transfer"):
-        used = json.loads((project / f"metrics/train_{model}.json").read_text())
+        used = json.loads((project / f"metrics/train_{model}.json").read_text())[model]
         assert used["lr"] == 1e-05 and isinstance(used["lr"], float)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     names = [exp.get("name") for rev in shown for exp in rev.get("experiments") or []]

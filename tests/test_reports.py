@@ -1,0 +1,137 @@
+"""What a reviewer looks at, for real on one tiny pipeline run: the pictures, `dvc plots show`
+drawn by headless Chromium, and the review report against the last commit."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import vl_convert
+from PIL import Image
+from ruamel.yaml import YAML
+
+from tests.conftest import ROOT, assert_legible_png, make_project, run
+
+pytestmark = pytest.mark.slow
+
+PICTURES = [
+    plot
+    for plot in YAML(typ="safe", pure=True).load((ROOT / "dvc.yaml").read_text())["plots"]
+    if isinstance(plot, str) and plot.endswith(".png")
+]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pipeline run and committed, then an experiment that changes evaluation only:
+    the workspace differs from HEAD in a parameter, metrics and pictures, not in training."""
+    project = make_project(tmp_path_factory.mktemp("reports"))
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "baseline run"], project)
+    run(["dvc", "exp", "run", "-S", "evaluate.tta_flip=true"], project)
+    return project
+
+
+def test_every_picture_exists_and_is_legible(project: Path) -> None:
+    names = {Path(picture).name for picture in PICTURES}
+    for prefix in ("learning_curves_", "confusion_", "mistakes_"):
+        assert {f"{prefix}scratch.png", f"{prefix}transfer.png"} <= names, prefix
+    assert {"per_class_scores.png", "class_counts.png", "samples.png"} <= names
+    for picture in PICTURES:
+        assert_legible_png(project / picture)
+
+
+def offline_template(path: Path) -> Path:
+    """DVC's page with Vega, Vega-Lite and Vega-Embed inlined instead of loaded from a CDN."""
+    bundle = vl_convert.javascript_bundle(vl_version="5.8")  # DVC's CDN serves Vega-Lite 5
+    path.write_text(
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>DVC Plot</title>\n'
+        f"<script>{bundle}</script>\n</head>\n<body>\n{{plot_divs}}\n</body>\n</html>\n"
+    )
+    return path
+
+
+def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on a local page, no network, its console logged to stderr."""
+    browser = shutil.which("chromium")
+    assert browser, "headless tests need Debian's chromium package (.ci/run installs it)"
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=20000",  # until Vega's asynchronous rendering is done
+            "--window-size=1400,1000",
+            *args,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def test_dvc_plots_show_draws_every_chart_in_chromium(project: Path, tmp_path: Path) -> None:
+    template = offline_template(tmp_path / "template.html")
+    run(["dvc", "plots", "show", "--html-template", str(template), "-o", "page"], project)
+    page = project / "page" / "index.html"
+    html = page.read_text()
+    charts = html.count("vegaEmbed('#")
+    assert "cdn.jsdelivr.net" not in html and charts >= 8
+    assert html.count('<img src="static/') == len(PICTURES)
+
+    dom = chromium(page, tmp_path, "--dump-dom")
+    errors = [
+        line
+        for line in dom.stderr.splitlines()
+        if ":CONSOLE" in line and re.search(r"Uncaught|Error", line)
+    ]
+    assert not errors, "\n".join(errors)
+    # Vega-Embed draws each chart as an SVG of class "marks" inside its div.
+    body = dom.stdout.split("</head>", 1)[1]
+    assert body.count('class="marks"') == charts, "a chart was not drawn"
+
+    screenshot = tmp_path / "page.png"
+    chromium(page, tmp_path, f"--screenshot={screenshot}")
+    with Image.open(screenshot) as image:
+        assert image.size == (1400, 1000)
+        # The charts come first on DVC's page, images after them.
+        top = image.convert("L").crop((0, 0, 1400, 400))
+        low, high = top.getextrema()
+    assert high - low > 100, "the charts at the top of the page are blank"
+
+
+def test_review_report_compares_the_workspace_with_a_revision(project: Path) -> None:
+    run([sys.executable, "-m", "imgclf.review", "--rev", "HEAD", "--out", "review"], project)
+    report = (project / "review" / "report.md").read_text()
+    parameters, metrics, plots = (
+        report.split("## Parameters")[1].split("## Metrics")[0],
+        report.split("## Metrics")[1].split("## Plots")[0],
+        report.split("## Plots")[1],
+    )
+    assert "evaluate.tta_flip" in parameters and "True" in parameters
+    assert "metrics/evaluate.json" in metrics and "scratch.test_loss" in metrics
+    assert "train_loss" not in metrics  # training did not run again
+    assert (project / "review" / "plots" / "index.html").exists()
+    assert "(plots/index.html)" in plots
+    images = re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", plots)
+    shown = {alt.split(",")[0] for alt, _ in images}
+    assert "plots/mistakes_scratch.png" in shown
+    assert not shown & {"plots/samples.png", "plots/learning_curves_scratch.png"}, "unchanged"
+    for _, link in images:
+        assert_legible_png(project / "review" / link)

@@ -126,6 +126,17 @@ def make_project(folder: Path, **overrides: Any) -> Path:
     return project
 
 
+@pytest.fixture(scope="session")
+def repro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project after one full `dvc repro`, committed. Shared by several modules: a test
+    may add experiments, but must leave the workspace as it found it."""
+    project = make_project(tmp_path_factory.mktemp("repro"))
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "first run"], project)
+    return project
+
+
 @pytest.fixture
 def dvc_project(tmp_path: Path) -> Callable[..., Path]:
     """make_project in this test's temporary folder (keyword overrides use __ for dots)."""

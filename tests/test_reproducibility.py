@@ -40,37 +40,31 @@ def results(project: Path) -> dict:
     return found
 
 
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory) -> Path:
-    """A project after one full `dvc repro`, committed."""
-    project = make_project(tmp_path_factory.mktemp("repro"))
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "first run"], project)
-    return project
+def test_a_forced_rerun_gives_the_same_metrics_and_weights(repro_project: Path) -> None:
+    first = results(repro_project)
+    run(["dvc", "repro", "-f"], repro_project)
+    assert results(repro_project) == first
 
 
-def test_a_forced_rerun_gives_the_same_metrics_and_weights(ran: Path) -> None:
-    first = results(ran)
-    run(["dvc", "repro", "-f"], ran)
-    assert results(ran) == first
-
-
-def test_checkpoints_record_where_they_came_from(ran: Path) -> None:
-    commit = run(["git", "rev-parse", "HEAD~0"], ran).stdout.strip()
+def test_checkpoints_record_where_they_came_from(repro_project: Path) -> None:
+    commit = run(["git", "rev-parse", "HEAD~0"], repro_project).stdout.strip()
     for model in ("scratch", "transfer"):
-        state = torch.load(ran / f"models/{model}.pt", map_location="cpu", weights_only=False)
+        state = torch.load(
+            repro_project / f"models/{model}.pt", map_location="cpu", weights_only=False
+        )
         provenance = state["provenance"]
         assert provenance["params"]["train"]["lr"] == 0.002
         assert len(provenance["data_sha256"]) == 64
         assert provenance["git_commit"] in (
             commit,
-            run(["git", "rev-parse", "HEAD~1"], ran).stdout.strip(),
+            run(["git", "rev-parse", "HEAD~1"], repro_project).stdout.strip(),
         )
         assert provenance["versions"]["torch"] == torch.__version__
-    evaluated = json.loads((ran / "metrics/evaluate.json").read_text())
+    evaluated = json.loads((repro_project / "metrics/evaluate.json").read_text())
     for model in ("scratch", "transfer"):
-        state = torch.load(ran / f"models/{model}.pt", map_location="cpu", weights_only=False)
+        state = torch.load(
+            repro_project / f"models/{model}.pt", map_location="cpu", weights_only=False
+        )
         assert evaluated[model]["weights_sha256"] == weights_digest(state["model"])[:16]
         assert evaluated[model]["checkpoint_epoch"] == state["epoch"]
 
@@ -90,11 +84,11 @@ def changed_stages(project: Path) -> set[str]:
     ],
 )
 def test_a_parameter_change_marks_exactly_the_stages_that_read_it(
-    ran: Path, change: list[str], expected: set[str]
+    repro_project: Path, change: list[str], expected: set[str]
 ) -> None:
     key, value = change[1].split("=")
     section, leaf = key.split(".")
-    params = ran / "params.yaml"
+    params = repro_project / "params.yaml"
     original = params.read_text()
     lines = original.splitlines()
     inside = False
@@ -105,46 +99,46 @@ def test_a_parameter_change_marks_exactly_the_stages_that_read_it(
             lines[i] = f"  {leaf}: {value}"
     params.write_text("\n".join(lines) + "\n")
     try:
-        assert changed_stages(ran) == expected
+        assert changed_stages(repro_project) == expected
     finally:
         params.write_text(original)
-    assert changed_stages(ran) == set()
+    assert changed_stages(repro_project) == set()
 
 
-def test_editing_the_models_module_marks_the_training_stages(ran: Path) -> None:
-    module = ran / "imgclf/models/scratch.py"
+def test_editing_the_models_module_marks_the_training_stages(repro_project: Path) -> None:
+    module = repro_project / "imgclf/models/scratch.py"
     original = module.read_text()
     module.write_text(original + "\n# an edit\n")
     try:
-        changed = changed_stages(ran)
+        changed = changed_stages(repro_project)
     finally:
         module.write_text(original)
     assert {"train_scratch", "train_transfer"} <= changed
     assert not {"prepare", "split", "check"} & changed
 
 
-def test_adding_an_image_marks_prepare(ran: Path) -> None:
-    folder = ran / "data/demo/train/3"
+def test_adding_an_image_marks_prepare(repro_project: Path) -> None:
+    folder = repro_project / "data/demo/train/3"
     added = folder / "added.png"
     added.write_bytes(next(folder.iterdir()).read_bytes())
     try:
-        changed = changed_stages(ran)
+        changed = changed_stages(repro_project)
     finally:
         added.unlink()
     assert "prepare" in changed
     assert not {"split", "check", "train_scratch", "train_transfer", "evaluate"} & changed
 
 
-def test_a_checkpoint_of_other_parameters_is_set_aside_not_resumed(ran: Path) -> None:
-    expected = results(ran)
-    resume = ran / "models/resume/scratch.pt"
+def test_a_checkpoint_of_other_parameters_is_set_aside_not_resumed(repro_project: Path) -> None:
+    expected = results(repro_project)
+    resume = repro_project / "models/resume/scratch.pt"
     resume.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"fingerprint": "another run", "progress": {"epoch": 1}}, resume)
-    out = run(["dvc", "repro", "-f", "--no-run-cache", "train_scratch"], ran).stdout
+    out = run(["dvc", "repro", "-f", "--no-run-cache", "train_scratch"], repro_project).stdout
     assert "is from other parameters, data or code; moved to" in out
     assert "resuming" not in out
-    assert (ran / "models/resume/scratch.stale.pt").exists() and not resume.exists()
-    assert results(ran)["train_scratch"] == expected["train_scratch"]
+    assert (repro_project / "models/resume/scratch.stale.pt").exists() and not resume.exists()
+    assert results(repro_project)["train_scratch"] == expected["train_scratch"]
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_and_ends_as_an_unbroken_one(tmp_path) -> None:

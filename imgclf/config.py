@@ -98,6 +98,7 @@ class AugmentParams(Section):
 
 class ModelParams(Section):
     arch: str
+    input_size: Annotated[int, Field(ge=8, le=1024)] | None
     epochs: PositiveInt | None
     lr_mult: Annotated[float, Field(gt=0.0)]
 

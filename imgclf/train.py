@@ -244,7 +244,7 @@ def model_spec(name: ModelName, params: Params, num_classes: int) -> dict[str, A
         "kind": name,
         "arch": options.arch,
         "num_classes": num_classes,
-        "image_size": params.data.image_size,
+        "image_size": options.input_size or params.data.image_size,
         "width": getattr(options, "width", 0),
     }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,12 +12,12 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from ruamel.yaml import YAML
 
+from bench.workspace import ROOT, copy_project, read_yaml, set_key, write_yaml
 from imgclf.config import Params
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "imgclf", "stages", "data/demo", ".gitignore"]
+# dvc, and the `python` of the stages' commands, from the environment running the tests.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 # Small enough for two CPU cores: every stage runs for real, in seconds.
 TINY = {
@@ -30,22 +29,12 @@ TINY = {
 }
 
 
-def set_key(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree[part]
-    tree[leaf] = value
-
-
 def read_params_yaml(path: Path = ROOT / "params.yaml") -> dict[str, Any]:
-    return YAML(typ="safe", pure=True).load(path.read_text())
+    return read_yaml(path)
 
 
 def write_params_yaml(path: Path, tree: dict[str, Any]) -> None:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    with open(path, "w") as file:
-        yaml.dump(tree, file)
+    write_yaml(path, tree)
 
 
 @pytest.fixture
@@ -89,10 +78,9 @@ def run_stage(name: str) -> int:
 def run(
     args: list[str], cwd: Path, check: bool = True, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command with the test's Python environment first on PATH."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    """Run a command; fail with its output if it fails."""
     result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -102,28 +90,9 @@ def run(
 
 
 def make_project(folder: Path, **overrides: Any) -> Path:
-    """A copy of the project in a fresh git + DVC repository, with TINY parameters and the
-    dotted-key `overrides` (`{"train.epochs": 3}`), committed."""
-    project = folder / "project"
-    project.mkdir()
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, project / name)
-    tree = read_params_yaml()
-    for key, value in {**TINY, **overrides}.items():
-        set_key(tree, key, value)
-    write_params_yaml(project / "params.yaml", tree)
-    run(["git", "init", "-q", "-b", "main"], project)
-    run(["git", "config", "user.email", "test@example.com"], project)
-    run(["git", "config", "user.name", "test"], project)
-    run(["dvc", "init", "-q"], project)
-    run(["dvc", "config", "core.analytics", "false"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "project"], project)
-    return project
+    """A copy of the project in a fresh git + DVC repository under `folder`, with TINY
+    parameters and the dotted-key `overrides` (`{"train.epochs": 3}`), committed."""
+    return copy_project(folder / "project", {**TINY, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -112,3 +112,11 @@ def test_missing_torchvision_weights_offline_name_the_file_and_folder(
     message = str(raised.value)
     assert "https://download.pytorch.org/models/vgg16-397923af.pth" in message
     assert str(tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth") in message
+
+
+def test_a_model_resizes_images_of_another_size_to_its_own() -> None:
+    model = build_model("scratch", "resnet", num_classes=3, image_size=32, width=4).eval()
+    small = torch.randint(0, 256, (2, 3, 16, 16)).float()
+    resized = nn.functional.interpolate(small, size=(32, 32), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        assert torch.allclose(model(small), model(resized))

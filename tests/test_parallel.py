@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -62,11 +61,9 @@ def test_a_crashed_process_fails_the_stage_with_a_message_and_no_hang(learnable:
     original = params.read_text()
     params.write_text(original.replace("nproc: 1", "nproc: 2").replace("epochs: 6", "epochs: 60"))
     checkpoint = learnable / "models/resume/scratch.pt"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     stage = subprocess.Popen(
         ["dvc", "repro", "-f", "train_scratch"],
         cwd=learnable,
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -145,11 +144,9 @@ def test_a_run_killed_after_a_checkpoint_resumes_and_ends_as_an_unbroken_one(tmp
     project = make_project(tmp_path, **{"train.epochs": 6})
     run(["dvc", "repro", "check"], project)
     checkpoint = project / "models/resume/scratch.pt"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(
         ["dvc", "repro", "train_scratch"],
         cwd=project,
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

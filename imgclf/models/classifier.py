@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -14,17 +15,23 @@ class Classifier(nn.Module):
         net: nn.Module,
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
+        input_size: int,
         head_prefix: str = "",
     ) -> None:
-        """`mean` and `std` are on the 0-255 scale; `head_prefix` names the new output layer."""
+        """`mean` and `std` are on the 0-255 scale; images of another size than `input_size`
+        are resized first; `head_prefix` names the new output layer."""
         super().__init__()
         self.net = net
+        self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.head_prefix = f"net.{head_prefix}." if head_prefix else ""
         self.backbone_frozen = False
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.shape[-1] != self.input_size or pixels.shape[-2] != self.input_size:
+            size = (self.input_size, self.input_size)
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", antialias=True)
         return self.net((pixels - self.mean) / self.std)
 
     def head_parameters(self) -> Iterator[nn.Parameter]:

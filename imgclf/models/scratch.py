@@ -80,4 +80,4 @@ SCRATCH_ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
 
 def build_scratch(arch: str, num_classes: int, image_size: int, width: int) -> Classifier:
     """`width` is the channel count of the first layer (resnet; the original has its own)."""
-    return Classifier(SCRATCH_ARCHS[arch](num_classes, image_size, width), *CENTRED)
+    return Classifier(SCRATCH_ARCHS[arch](num_classes, image_size, width), *CENTRED, image_size)

@@ -43,7 +43,7 @@ def efficientnet_lite(variant: int) -> Callable[[int, int, bool], Classifier]:
             del state["_fc.weight"], state["_fc.bias"]
             missing, unexpected = net.load_state_dict(state, strict=False)
             assert set(missing) == {"_fc.weight", "_fc.bias"} and not unexpected
-        return Classifier(net, LITE_MEAN, LITE_STD, head_prefix="_fc")
+        return Classifier(net, LITE_MEAN, LITE_STD, image_size, head_prefix="_fc")
 
     return build
 
@@ -66,7 +66,7 @@ def torchvision_model(name: str) -> Callable[[int, int, bool], Classifier]:
         if pretrained:
             net.load_state_dict(torchvision_state_dict(name))
         head = _replace_last_linear(net, num_classes)
-        return Classifier(net, IMAGENET_MEAN, IMAGENET_STD, head_prefix=head)
+        return Classifier(net, IMAGENET_MEAN, IMAGENET_STD, image_size, head_prefix=head)
 
     return build
 

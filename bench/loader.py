@@ -1,0 +1,108 @@
+"""Input path speed, no model: the pipeline's loader (decoded-image cache, whole-batch
+augmentation) against torchvision's ImageFolder with PIL transforms doing the same
+augmentation, at the same batch size and worker count.
+
+    python bench/loader.py --data ../shared/datasets/intel-scenes --image-size 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/loader.py`
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from bench.machine import describe
+from bench.workspace import ROOT, read_yaml
+from imgclf.augment import random_affine
+from imgclf.cache import ImageCache
+from imgclf.config import Params
+from imgclf.loader import CachedImages, make_loader
+from imgclf.predict import to_model_input
+from imgclf.prepare import Outputs, prepare
+from imgclf.samples import read_manifest
+
+
+def images_per_second(batches: Iterable, work: Callable, count: int, warmup: int = 2) -> float:
+    seen, started = 0, 0.0
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            started = time.perf_counter()
+        if i >= warmup:
+            seen += len(work(batch))
+        if i + 1 == warmup + count:
+            break
+    return seen / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=40)
+    args = parser.parse_args()
+    tree = read_yaml(ROOT / "params.yaml")
+    tree["data"] |= {"root": str(args.data), "image_size": args.image_size}
+    params = Params.model_validate(tree)
+    augment = params.augment
+
+    with tempfile.TemporaryDirectory() as folder:
+        outputs = Outputs(*(Path(folder) / n for n in ("images.npy", "m.csv", "rejected.csv")))
+        prepare(params.data, params.prepare, outputs)  # once, as the prepare stage does
+        train = [s for s in read_manifest(outputs.manifest) if s.source == "train"]
+        dataset = CachedImages(
+            ImageCache(outputs.cache), [s.index for s in train], [0] * len(train)
+        )
+        loader = make_loader(
+            dataset, args.batch_size, shuffle=True, seed=0, num_workers=args.workers
+        )
+        rng = torch.Generator().manual_seed(0)
+
+        def augment_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            inputs = random_affine(to_model_input(batch[0], torch.device("cpu")), augment, rng)
+            return inputs.contiguous(memory_format=torch.channels_last)
+
+        ours = images_per_second(loader, augment_batch, args.batches)
+
+    pil = transforms.Compose(
+        [
+            transforms.Resize((args.image_size, args.image_size)),
+            transforms.RandomAffine(
+                degrees=augment.rotation,
+                translate=(augment.width_shift, augment.height_shift),
+                scale=(1 - augment.zoom, 1 + augment.zoom),
+                shear=augment.shear,
+                interpolation=transforms.InterpolationMode.BILINEAR,
+            ),
+            transforms.RandomHorizontalFlip(),
+            transforms.PILToTensor(),
+        ]
+    )
+    folder = datasets.ImageFolder(str(args.data / params.data.train_dir), transform=pil)
+    baseline_loader = DataLoader(
+        folder, batch_size=args.batch_size, shuffle=True, num_workers=args.workers
+    )
+    baseline = images_per_second(baseline_loader, lambda batch: batch[0].float(), args.batches)
+
+    print(
+        f"Input path, {args.image_size} px, batch {args.batch_size}, {args.workers} workers,"
+        f" {args.batches} batches after 2 of warm-up ({describe()}):\n\n"
+        "| input path | images/s |\n|---|---|\n"
+        f"| torchvision ImageFolder + PIL RandomAffine/flip | {baseline:.0f} |\n"
+        f"| decoded-image cache + whole-batch affine | {ours:.0f} |\n\n"
+        f"Ratio: {ours / baseline:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

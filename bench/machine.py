@@ -1,0 +1,59 @@
+"""What a benchmark ran on, and how much memory a command's processes took at their peak."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from bench.workspace import ENV
+
+
+def describe() -> str:
+    """CPU model and cores, GPU if any, torch version: one line for a results table."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {cores} cores, {memory:.0f} GiB, {gpu}, torch {torch.__version__}"
+
+
+def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Run `command`; return its wall seconds and the peak resident memory (MiB) of all its
+    processes together, sampled every 0.2 s. Raises if it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=ENV)
+    peak = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree) / 2**20)
+            except psutil.Error:
+                pass
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = process.wait()
+    done.set()
+    sampler.join()
+    if code:
+        raise subprocess.CalledProcessError(code, command)
+    return time.perf_counter() - started, peak

@@ -1,0 +1,177 @@
+"""Benchmark: the real pipeline on a data folder, both models, and a results table.
+
+    python bench/run.py --data ../shared/datasets/intel-scenes --profile cpu --out bench-out
+
+Runs `dvc exp run` with the profile's parameters (bench/profiles/<profile>.yaml, a partial
+params.yaml) in a temporary git copy of the project, so the workspace is untouched. Writes
+to OUT a Markdown table (results.md: test accuracy, macro F1, training time, training
+images per second, peak memory, the machine) and one submission per model. A folder with
+no predict/ gets one made of its test images, so each submission can be scored.
+With --original, the original notebook's network and settings add a row of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/run.py`
+
+from bench.machine import describe, run_measured
+from bench.workspace import ROOT, copy_project, flatten, read_yaml
+
+PROFILES = ROOT / "bench" / "profiles"
+LABELS_FILE = "predict_labels.csv"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="train/<class>/, test/<class>/")
+    parser.add_argument("--profile", required=True, help="cpu, gpu, tiny, or a YAML file")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--original", action="store_true", help="add the original's row")
+    parser.add_argument("--work", type=Path, help="keep the run here (default: a temp folder)")
+    args = parser.parse_args()
+
+    profile_file = PROFILES / f"{args.profile}.yaml"
+    if not profile_file.exists():
+        profile_file = Path(args.profile)
+    profile = flatten(read_yaml(profile_file))
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
+    data = data_view(args.data.resolve(), work / "data")
+    project = copy_project(
+        work / "project",
+        {"data.root": str(data), "submission.labels_file": LABELS_FILE},
+    )
+
+    started = time.perf_counter()
+    seconds, peak = run_measured(exp_run(args.profile, profile), project)
+    rows = [model_row(project, name) for name in ("scratch", "transfer")]
+    write_submissions(project, args.out)
+    pipeline_minutes = (time.perf_counter() - started) / 60
+    if args.original:
+        rows.append(original_row(project))
+
+    table = results_table(rows)
+    report = (
+        f"# Benchmark: profile `{args.profile}` on `{args.data}`\n\n"
+        f"Machine: {describe()}\n\n"
+        f"Whole pipeline (prepare to submission): {seconds / 60:.1f} min,"
+        f" peak memory of all its processes {peak / 1024:.2f} GiB"
+        f" ({pipeline_minutes:.1f} min with the second submission)\n\n"
+        f"{table}\n"
+        f"Command: `python bench/run.py --data {args.data} --profile {args.profile}"
+        f" --out {args.out}{' --original' if args.original else ''}`\n"
+    )
+    (args.out / "results.md").write_text(report)
+    print(report)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def data_view(data: Path, view: Path) -> Path:
+    """`data` itself if it has a predict/ folder; else a folder of links whose predict/ holds
+    the test images under their own names, with their labels in predict_labels.csv."""
+    if (data / "predict").is_dir():
+        return data
+    view.mkdir(parents=True)
+    for name in ("train", "val", "test"):
+        if (data / name).is_dir():
+            (view / name).symlink_to(data / name)
+    (view / "predict").mkdir()
+    with open(view / LABELS_FILE, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "label"])
+        for image in sorted((data / "test").glob("*/*")):
+            link = view / "predict" / image.name
+            if link.exists():
+                raise SystemExit(f"two test images are named {image.name}: ids must be unique")
+            link.symlink_to(image)
+            writer.writerow([image.stem, image.parent.name])
+    return view
+
+
+def exp_run(name: str, params: dict, targets: tuple[str, ...] = ()) -> list[str]:
+    settings = [arg for key, value in params.items() for arg in ("-S", f"{key}={_yaml(value)}")]
+    return ["dvc", "exp", "run", "-n", Path(name).stem, *settings, *targets]
+
+
+def _yaml(value: object) -> str:
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
+
+
+def metrics(project: Path, name: str) -> dict:
+    return json.loads((project / "metrics" / f"{name}.json").read_text())
+
+
+def model_row(project: Path, name: str) -> dict:
+    tested = metrics(project, "evaluate")[name]
+    params = read_yaml(project / "params.yaml")
+    return {
+        "model": f"{name} ({params[name]['arch']}, {params['data']['image_size']} px)",
+        "test accuracy": f"{tested['test_acc']:.2%}",
+        "macro F1": f"{tested['test_f1']:.4f}",
+        **training_columns(project, name),
+    }
+
+
+def training_columns(project: Path, name: str) -> dict:
+    trained = metrics(project, f"train_{name}")[name]
+    return {
+        "epochs": trained["epochs_trained"],
+        "training time": f"{trained['timing']['train_s'] / 60:.1f} min",
+        "training images/s": f"{trained['timing']['images_per_s']:.0f}",
+        "peak memory": f"{trained['timing']['peak_rss_mb'] / 1024:.2f} GiB",
+    }
+
+
+def write_submissions(project: Path, out: Path) -> None:
+    """submission-<model>.csv for both models: the chosen one, then the other."""
+    chosen = metrics(project, "submission")["model"]
+    other = "transfer" if chosen == "scratch" else "scratch"
+    shutil.copyfile(project / "data/submission.csv", out / f"submission-{chosen}.csv")
+    run_measured(exp_run(f"submit-{other}", {"submission.model": other}), project)
+    shutil.copyfile(project / "data/submission.csv", out / f"submission-{other}.csv")
+
+
+def original_row(project: Path) -> dict:
+    """The notebook's network and settings (bench/profiles/original.yaml), trained by the
+    train_scratch stage and scored by the evaluate stage's code on the same test split."""
+    from imgclf import paths
+    from imgclf.cache import ImageCache
+    from imgclf.evaluate import load_trained, predict, score
+    from imgclf.samples import load_split_data
+
+    original = flatten(read_yaml(PROFILES / "original.yaml"))
+    run_measured(exp_run("original", original, ("train_scratch",)), project)
+    data = load_split_data(project / paths.MANIFEST, project / paths.SPLIT)
+    trained = load_trained(project / paths.checkpoint("scratch"))
+    logits = predict(trained, ImageCache(project / paths.CACHE), data.indices("test"), 256, False)
+    scores = score(logits, data.targets("test"), data.classes).metrics
+    return {
+        "model": "original notebook CNN (128 px, batch 32)",
+        "test accuracy": f"{scores['acc']:.2%}",
+        "macro F1": f"{scores['f1']:.4f}",
+        **training_columns(project, "scratch"),
+    }
+
+
+def results_table(rows: list[dict]) -> str:
+    columns = ["model", "test accuracy", "macro F1", "epochs", "training time",
+               "training images/s", "peak memory"]  # fmt: skip
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

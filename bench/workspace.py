@@ -1,0 +1,77 @@
+"""A copy of the project in a fresh git + DVC repository, with some parameters changed: where
+benchmarks (and the end-to-end tests) run the real pipeline without touching the user's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "imgclf", "stages", "data/demo", ".gitignore"]
+# dvc, and the `python` of the stages' commands, from the environment running this one.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def read_yaml(path: Path) -> Any:
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def write_yaml(path: Path, tree: Any) -> None:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    with open(path, "w") as file:
+        yaml.dump(tree, file)
+
+
+def set_key(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree[part]
+    tree[leaf] = value
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}"""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def git(args: list[str], cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def copy_project(project: Path, params: dict[str, Any]) -> Path:
+    """Copy the project into the new folder `project`, with the dotted-key `params` changed,
+    as the first commit of a fresh git + DVC repository (dvc must be on PATH)."""
+    project.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, project / name)
+    tree = read_yaml(ROOT / "params.yaml")
+    for key, value in params.items():
+        set_key(tree, key, value)
+    write_yaml(project / "params.yaml", tree)
+    git(["init", "-q", "-b", "main"], project)
+    git(["config", "user.email", "bench@example.com"], project)
+    git(["config", "user.name", "bench"], project)
+    subprocess.run(["dvc", "init", "-q"], cwd=project, env=ENV, check=True)
+    subprocess.run(["dvc", "config", "core.analytics", "false"], cwd=project, env=ENV, check=True)
+    git(["add", "-A"], project)
+    git(["commit", "-q", "-m", "project"], project)
+    return project

@@ -1,0 +1,28 @@
+"""The benchmark command runs end to end: tiny profile, demo data, real pipeline."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
+    command = [sys.executable, "bench/run.py", "--data", "data/demo", "--profile", "tiny"]
+    run([*command, "--out", str(out)], ROOT, timeout=900)
+    report = (out / "results.md").read_text()
+    assert "scratch (resnet, 16 px)" in report and "transfer (efficientnet_lite0, 16 px)" in report
+    assert "Machine: " in report and "torch " in report
+    for model in ("scratch", "transfer"):
+        with open(out / f"submission-{model}.csv", newline="") as file:
+            rows = list(csv.DictReader(file))
+        assert len(rows) == 270 and rows[0]["id"].startswith("image_")
+    assert run(["git", "status", "--porcelain"], ROOT).stdout == workspace_before

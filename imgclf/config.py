@@ -7,7 +7,7 @@ hyperparameter lives and a typo such as `train.lrr` stops the stage before any w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
@@ -97,31 +97,31 @@ class AugmentParams(Section):
 
 
 class ModelParams(Section):
+    known_archs: ClassVar[tuple[str, ...]]
     arch: str
     input_size: Annotated[int, Field(ge=8, le=1024)] | None
     epochs: PositiveInt | None
     lr_mult: Annotated[float, Field(gt=0.0)]
 
-
-class ScratchParams(ModelParams):
-    width: Annotated[int, Field(ge=4, le=512)]
-
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str) -> str:
-        return _check_arch(arch, SCRATCH_ARCHS)
+        if arch not in cls.known_archs:
+            raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(cls.known_archs)}")
+        return arch
+
+
+class ScratchParams(ModelParams):
+    known_archs = SCRATCH_ARCHS
+    width: Annotated[int, Field(ge=4, le=512)]
 
 
 class TransferParams(ModelParams):
+    known_archs = TRANSFER_ARCHS
     pretrained: bool
     freeze_backbone: bool
     frozen_epochs: Annotated[int, Field(ge=0)]
     backbone_lr_mult: Annotated[float, Field(gt=0.0)]
-
-    @field_validator("arch")
-    @classmethod
-    def _known_arch(cls, arch: str) -> str:
-        return _check_arch(arch, TRANSFER_ARCHS)
 
 
 class EvaluateParams(Section):
@@ -152,12 +152,6 @@ class Params(Section):
 
     def model(self, name: Literal["scratch", "transfer"]) -> ModelParams:
         return self.scratch if name == "scratch" else self.transfer
-
-
-def _check_arch(arch: str, known: tuple[str, ...]) -> str:
-    if arch not in known:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(known)}")
-    return arch
 
 
 def read_yaml(path: Path) -> Any:

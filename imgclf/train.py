@@ -292,15 +292,7 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
         inputs = random_affine(to_model_input(images, run.device), run.params.augment, augment_rng)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
         targets = targets.to(run.device, non_blocking=True)
-        with autocast(run.device):
-            logits = net(inputs)
-            loss = F.cross_entropy(
-                logits, targets, label_smoothing=run.params.train.label_smoothing
-            )
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
-        run.scheduler.step()
+        loss, logits = train_step(run, net, inputs, targets)
         with torch.no_grad():
             sums[0] += loss.detach() * len(targets)
             sums[1] += (logits.argmax(1) == targets).sum()
@@ -310,6 +302,20 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
         dist.all_reduce(totals)
     loss_sum, correct, total = totals.tolist()
     return loss_sum / total, correct / total
+
+
+def train_step(
+    run: Run, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch already on the device; its loss and logits."""
+    with autocast(run.device):
+        logits = net(inputs)
+        loss = F.cross_entropy(logits, targets, label_smoothing=run.params.train.label_smoothing)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    return loss, logits
 
 
 def write_history(name: ModelName, progress: Progress) -> None:

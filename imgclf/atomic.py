@@ -1,6 +1,7 @@
 """Write every output under a temporary name and rename it into place.
 
-A stage killed at any moment leaves either the old file or the new one, never a torn one.
+A stage killed at any moment, or a power cut, leaves either the old file or the new one,
+never a torn one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb") as written:  # on disk before it takes the name, for a power cut
+            os.fsync(written.fileno())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # and the rename with it
+        finally:
+            os.close(folder)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -35,8 +43,6 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     """Open a temporary file for writing; it replaces `path` only when the block succeeds."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as file:
         yield file
-        file.flush()
-        os.fsync(file.fileno())
 
 
 def write_json(path: str | Path, data: Any) -> None:

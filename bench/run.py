@@ -7,7 +7,8 @@ params.yaml) in a temporary git copy of the project, so the workspace is untouch
 to OUT a Markdown table (results.md: test accuracy, macro F1, training time, training
 images per second, peak memory, the machine) and one submission per model. A folder with
 no predict/ gets one made of its test images, so each submission can be scored.
-With --original, the original notebook's network and settings add a row of their own.
+With --original, the original notebook's network and settings add a row of their own;
+--set KEY=VALUE overrides the profile (a smoke run: --set train.epochs=1 ...).
 """
 
 from __future__ import annotations
@@ -37,12 +38,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--original", action="store_true", help="add the original's row")
     parser.add_argument("--work", type=Path, help="keep the run here (default: a temp folder)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override the profile"
+    )
     args = parser.parse_args()
 
     profile_file = PROFILES / f"{args.profile}.yaml"
     if not profile_file.exists():
         profile_file = Path(args.profile)
     profile = flatten(read_yaml(profile_file))
+    profile |= dict(setting.split("=", 1) for setting in args.set)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
     data = data_view(args.data.resolve(), work / "data")
@@ -67,8 +72,7 @@ def main() -> None:
         f" peak memory of all its processes {peak / 1024:.2f} GiB"
         f" ({pipeline_minutes:.1f} min with the second submission)\n\n"
         f"{table}\n"
-        f"Command: `python bench/run.py --data {args.data} --profile {args.profile}"
-        f" --out {args.out}{' --original' if args.original else ''}`\n"
+        f"Command: `python bench/run.py {' '.join(sys.argv[1:])}`\n"
     )
     (args.out / "results.md").write_text(report)
     print(report)

@@ -1,0 +1,61 @@
+"""Data-parallel training against one process: each training stage on the demo data with
+train.nproc 1, then N (torchrun; gloo on the CPU, NCCL on GPUs), its wall time, training
+images per second and validation accuracy, measured in the same run.
+
+    python bench/parallel.py --nproc 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/parallel.py`
+
+from bench.machine import describe, run_measured
+from bench.workspace import copy_project, read_yaml, set_key, write_yaml
+
+MODELS = ("scratch", "transfer")
+
+
+def train(project: Path, model: str, nproc: int) -> tuple[float, dict]:
+    params = read_yaml(project / "params.yaml")
+    set_key(params, "train.nproc", nproc)
+    write_yaml(project / "params.yaml", params)
+    seconds, _ = run_measured([sys.executable, "-m", f"stages.train_{model}"], project)
+    metrics = json.loads((project / f"metrics/train_{model}.json").read_text())[model]
+    return seconds, metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    lines = [
+        "| model | processes | stage wall s | training images/s | val accuracy | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        project = copy_project(Path(folder) / "project", {"train.epochs": args.epochs})
+        for stage in ("prepare", "split", "check"):
+            run_measured([sys.executable, "-m", f"stages.{stage}"], project)
+        for model in MODELS:
+            runs = {nproc: train(project, model, nproc) for nproc in (1, args.nproc)}
+            alone_s = runs[1][0]
+            for nproc, (seconds, metrics) in runs.items():
+                lines.append(
+                    f"| {model} | {nproc} | {seconds:.1f} | {metrics['timing']['images_per_s']}"
+                    f" | {metrics['val_acc']:.4f} | {alone_s / seconds:.2f}x |"
+                )
+    print(
+        f"data/demo, {args.epochs} epochs, params.yaml otherwise ({describe()}):\n\n"
+        + "\n".join(lines)
+    )
+
+
+if __name__ == "__main__":
+    main()

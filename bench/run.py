@@ -120,8 +120,9 @@ def metrics(project: Path, name: str) -> dict:
 def model_row(project: Path, name: str) -> dict:
     tested = metrics(project, "evaluate")[name]
     params = read_yaml(project / "params.yaml")
+    size = params[name]["input_size"] or params["data"]["image_size"]
     return {
-        "model": f"{name} ({params[name]['arch']}, {params['data']['image_size']} px)",
+        "model": f"{name} ({params[name]['arch']}, {size} px)",
         "test accuracy": f"{tested['test_acc']:.2%}",
         "macro F1": f"{tested['test_f1']:.4f}",
         **training_columns(project, name),

@@ -90,6 +90,20 @@ def test_a_crashed_process_fails_the_stage_with_a_message_and_no_hang(learnable:
     assert "error: stages.train_scratch: a training process failed" in output, output
 
 
+def start_queue(project: Path, jobs: int) -> None:
+    """`dvc queue start`, its output discarded: the workers it leaves running inherit it, and
+    a captured pipe would stay open, blocking the call, until the last one exits."""
+    command = ["dvc", "queue", "start", "-j", str(jobs)]
+    subprocess.run(
+        command,
+        cwd=project,
+        check=True,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def queue_status(project: Path) -> str:
     return run(["dvc", "queue", "status"], project).stdout
 
@@ -98,7 +112,7 @@ def test_queued_experiments_run_two_at_a_time_and_all_show(repro_project: Path) 
     rates = ["0.001", "0.003", "0.004"]
     for rate in rates:
         run(["dvc", "exp", "run", "--queue", "-S", f"train.lr={rate}"], repro_project)
-    run(["dvc", "queue", "start", "-j", "2"], repro_project)
+    start_queue(repro_project, jobs=2)
     deadline, idle_polls = time.monotonic() + 900, 0
     while time.monotonic() < deadline:
         time.sleep(3)
@@ -108,8 +122,8 @@ def test_queued_experiments_run_two_at_a_time_and_all_show(repro_project: Path) 
         # DVC's file broker can lose a worker when two run at once (treeverse/dvc#10398):
         # what it left queued is started again, as the README tells users to do.
         idle_polls = idle_polls + 1 if "0 active" in status and "Running" not in status else 0
-        if idle_polls >= 3:
-            run(["dvc", "queue", "start", "-j", "1"], repro_project)
+        if idle_polls >= 10:  # 30 s: workers take a few seconds to start
+            start_queue(repro_project, jobs=1)
             idle_polls = 0
     status = queue_status(repro_project)
     assert status.count("Success") == 3, status

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/loader.py`
@@ -20,27 +19,16 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from bench.machine import describe
-from bench.workspace import ROOT, read_yaml
-from imgclf.augment import random_affine
+from bench.machine import describe, images_per_second
+from bench.workspace import ROOT
 from imgclf.cache import ImageCache
-from imgclf.config import Params
+from imgclf.config import Params, read_yaml
 from imgclf.loader import CachedImages, make_loader
-from imgclf.predict import to_model_input
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import read_manifest
+from imgclf.train import training_input
 
-
-def images_per_second(batches: Iterable, work: Callable, count: int, warmup: int = 2) -> float:
-    seen, started = 0, 0.0
-    for i, batch in enumerate(batches):
-        if i == warmup:
-            started = time.perf_counter()
-        if i >= warmup:
-            seen += len(work(batch))
-        if i + 1 == warmup + count:
-            break
-    return seen / (time.perf_counter() - started)
+WARMUP = 2  # batches before the clock starts: worker start-up is not the input path
 
 
 def main() -> None:
@@ -69,10 +57,9 @@ def main() -> None:
         rng = torch.Generator().manual_seed(0)
 
         def augment_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            inputs = random_affine(to_model_input(batch[0], torch.device("cpu")), augment, rng)
-            return inputs.contiguous(memory_format=torch.channels_last)
+            return training_input(batch[0], torch.device("cpu"), augment, rng)
 
-        ours = images_per_second(loader, augment_batch, args.batches)
+        ours = images_per_second(augment_batch, islice(loader, WARMUP + args.batches), WARMUP)
 
     pil = transforms.Compose(
         [
@@ -92,11 +79,13 @@ def main() -> None:
     baseline_loader = DataLoader(
         folder, batch_size=args.batch_size, shuffle=True, num_workers=args.workers
     )
-    baseline = images_per_second(baseline_loader, lambda batch: batch[0].float(), args.batches)
+    baseline = images_per_second(
+        lambda batch: batch[0].float(), islice(baseline_loader, WARMUP + args.batches), WARMUP
+    )
 
     print(
         f"Input path, {args.image_size} px, batch {args.batch_size}, {args.workers} workers,"
-        f" {args.batches} batches after 2 of warm-up ({describe()}):\n\n"
+        f" {args.batches} batches after {WARMUP} of warm-up ({describe()}):\n\n"
         "| input path | images/s |\n|---|---|\n"
         f"| torchvision ImageFolder + PIL RandomAffine/flip | {baseline:.0f} |\n"
         f"| decoded-image cache + whole-batch affine | {ours:.0f} |\n\n"

@@ -7,6 +7,7 @@ import platform
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psutil
@@ -57,3 +58,21 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
     if code:
         raise subprocess.CalledProcessError(code, command)
     return time.perf_counter() - started, peak
+
+
+def images_per_second(
+    step: Callable[[tuple], object], batches: Iterable[tuple], warmup: int = 2
+) -> float:
+    """Images per second of `step` over `batches` (images first in each), timed after
+    `warmup` of them; synchronised on CUDA."""
+    seen, started = 0, 0.0
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+        step(batch)
+        seen += len(batch[0]) if i >= warmup else 0
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - started)

@@ -16,7 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/parallel.py`
 
 from bench.machine import describe, run_measured
-from bench.workspace import copy_project, read_yaml, set_key, write_yaml
+from bench.workspace import copy_project, set_key, write_yaml
+from imgclf.config import read_yaml
 
 MODELS = ("scratch", "transfer")
 

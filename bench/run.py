@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/run.py`
 
 from bench.machine import describe, run_measured
-from bench.workspace import ROOT, copy_project, flatten, read_yaml
+from bench.workspace import copy_project, load_profile
+from imgclf.config import read_yaml
 
-PROFILES = ROOT / "bench" / "profiles"
 LABELS_FILE = "predict_labels.csv"
 
 
@@ -43,10 +43,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    profile_file = PROFILES / f"{args.profile}.yaml"
-    if not profile_file.exists():
-        profile_file = Path(args.profile)
-    profile = flatten(read_yaml(profile_file))
+    profile = load_profile(args.profile)
     profile |= dict(setting.split("=", 1) for setting in args.set)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
@@ -156,7 +153,7 @@ def original_row(project: Path) -> dict:
     from imgclf.evaluate import load_trained, predict, score
     from imgclf.samples import load_split_data
 
-    original = flatten(read_yaml(PROFILES / "original.yaml"))
+    original = load_profile("original")
     run_measured(exp_run("original", original, ("train_scratch",)), project)
     data = load_split_data(project / paths.MANIFEST, project / paths.SPLIT)
     trained = load_trained(project / paths.checkpoint("scratch"))

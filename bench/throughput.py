@@ -12,8 +12,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
 
@@ -21,35 +19,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 import torch
 
-from bench.machine import describe, run_measured
-from bench.run import PROFILES
-from bench.workspace import copy_project, flatten, read_yaml
+from bench.machine import describe, images_per_second, run_measured
+from bench.workspace import copy_project, load_profile
 from imgclf import paths
-from imgclf.augment import random_affine
 from imgclf.config import load_params
 from imgclf.predict import to_model_input
 from imgclf.runtime import configure, pick_device
 from imgclf.samples import load_split_data
-from imgclf.train import prepare_run, train_step, wrap
+from imgclf.train import prepare_run, train_step, training_input, wrap
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def images_per_second(
-    step: Callable[[Batch], object], batches: Iterable[Batch], warmup: int = 3
-) -> float:
-    """Time `step` over `batches` after `warmup` of them; synchronised on CUDA."""
-    seen, started = 0, 0.0
-    for i, batch in enumerate(batches):
-        if i == warmup:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-        step(batch)
-        seen += len(batch[1]) if i >= warmup else 0
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return seen / (time.perf_counter() - started)
 
 
 def measure(name: str, steps: int) -> tuple[float, float]:
@@ -62,8 +41,7 @@ def measure(name: str, steps: int) -> tuple[float, float]:
     rng = torch.Generator().manual_seed(0)
 
     def real(batch: Batch) -> None:
-        inputs = random_affine(to_model_input(batch[0], device), params.augment, rng)
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = training_input(batch[0], device, params.augment, rng)
         train_step(run, net, inputs, batch[1].to(device, non_blocking=True))
 
     images, targets = next(iter(run.train_loader))
@@ -83,11 +61,17 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
-    profile = flatten(read_yaml(PROFILES / f"{args.profile}.yaml"))
+    profile = load_profile(args.profile)
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(
             Path(folder) / "project",
-            {**profile, "data.root": str(args.data.resolve()), "train.compile": args.compile},
+            {
+                **profile,
+                "data.root": str(args.data.resolve()),
+                "train.compile": args.compile,
+                # the speed is the same; a one-cycle schedule would end before `--steps` do
+                "train.schedule": "constant",
+            },
         )
         run_measured(["dvc", "repro", "split"], project)
         os.chdir(project)

@@ -12,14 +12,13 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from imgclf.config import read_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ROOT / "bench" / "profiles"
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "imgclf", "stages", "data/demo", ".gitignore"]
 # dvc, and the `python` of the stages' commands, from the environment running this one.
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-
-def read_yaml(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text())
 
 
 def write_yaml(path: Path, tree: Any) -> None:
@@ -27,6 +26,12 @@ def write_yaml(path: Path, tree: Any) -> None:
     yaml.default_flow_style = False
     with open(path, "w") as file:
         yaml.dump(tree, file)
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """A profile's parameters as dotted keys: bench/profiles/<name>.yaml, or a YAML file."""
+    path = PROFILES / f"{name}.yaml"
+    return flatten(read_yaml(path if path.exists() else Path(name)))
 
 
 def set_key(tree: dict[str, Any], dotted: str, value: Any) -> None:

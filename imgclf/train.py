@@ -26,7 +26,7 @@ from imgclf import checkpoint, paths
 from imgclf.atomic import write_csv, write_json
 from imgclf.augment import random_affine
 from imgclf.cache import ImageCache
-from imgclf.config import Params, TransferParams
+from imgclf.config import AugmentParams, Params, TransferParams
 from imgclf.loader import CachedImages, make_loader
 from imgclf.models import Classifier, build_model
 from imgclf.paths import ModelName
@@ -289,8 +289,7 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
         disable=not is_main_process(),
     )
     for images, targets in batches:
-        inputs = random_affine(to_model_input(images, run.device), run.params.augment, augment_rng)
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = training_input(images, run.device, run.params.augment, augment_rng)
         targets = targets.to(run.device, non_blocking=True)
         loss, logits = train_step(run, net, inputs, targets)
         with torch.no_grad():
@@ -302,6 +301,15 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
         dist.all_reduce(totals)
     loss_sum, correct, total = totals.tolist()
     return loss_sum / total, correct / total
+
+
+def training_input(
+    images: torch.Tensor, device: torch.device, augment: AugmentParams, generator: torch.Generator
+) -> torch.Tensor:
+    """A uint8 batch from the loader as the model trains on it: on the device, augmented,
+    channels-last."""
+    inputs = random_affine(to_model_input(images, device), augment, generator)
+    return inputs.contiguous(memory_format=torch.channels_last)
 
 
 def train_step(

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bench.workspace import ROOT, copy_project, read_yaml, set_key, write_yaml
-from imgclf.config import Params
+from bench.workspace import ROOT, copy_project, set_key, write_yaml
+from imgclf.config import Params, read_yaml
 
 # dvc, and the `python` of the stages' commands, from the environment running the tests.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -29,20 +29,12 @@ TINY = {
 }
 
 
-def read_params_yaml(path: Path = ROOT / "params.yaml") -> dict[str, Any]:
-    return read_yaml(path)
-
-
-def write_params_yaml(path: Path, tree: dict[str, Any]) -> None:
-    write_yaml(path, tree)
-
-
 @pytest.fixture
 def make_params() -> Callable[..., Params]:
     """Params from the project's params.yaml with dotted-key overrides."""
 
     def make(**overrides: Any) -> Params:
-        tree = read_params_yaml()
+        tree = read_yaml(ROOT / "params.yaml")
         for key, value in overrides.items():
             set_key(tree, key.replace("__", "."), value)
         return Params.model_validate(tree)
@@ -56,10 +48,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Pa
     make_params (data__root=...): where a stage's main() runs in this process."""
 
     def make(**overrides: Any) -> Path:
-        tree = read_params_yaml()
+        tree = read_yaml(ROOT / "params.yaml")
         for key, value in overrides.items():
             set_key(tree, key.replace("__", "."), value)
-        write_params_yaml(tmp_path / "params.yaml", tree)
+        write_yaml(tmp_path / "params.yaml", tree)
         monkeypatch.chdir(tmp_path)
         return tmp_path
 

@@ -10,15 +10,15 @@ from imgclf.config import SCRATCH_ARCHS, TRANSFER_ARCHS, load_params
 from imgclf.errors import UserError
 from imgclf.models.scratch import SCRATCH_ARCHS as SCRATCH_REGISTRY
 from imgclf.models.transfer import BACKBONES
-from tests.conftest import ROOT, read_params_yaml, set_key, write_params_yaml
+from tests.conftest import ROOT, read_yaml, set_key, write_yaml
 
 
 def params_file(tmp_path: Path, **changes: object) -> Path:
-    tree = read_params_yaml()
+    tree = read_yaml(ROOT / "params.yaml")
     for key, value in changes.items():
         set_key(tree, key.replace("__", "."), value)
     path = tmp_path / "params.yaml"
-    write_params_yaml(path, tree)
+    write_yaml(path, tree)
     return path
 
 
@@ -57,9 +57,9 @@ def test_a_bad_value_stops_with_the_key_named(
 
 
 def test_a_missing_key_is_named(tmp_path: Path) -> None:
-    tree = read_params_yaml()
+    tree = read_yaml(ROOT / "params.yaml")
     del tree["train"]["patience"]
-    write_params_yaml(tmp_path / "params.yaml", tree)
+    write_yaml(tmp_path / "params.yaml", tree)
     with pytest.raises(UserError, match=r"train\.patience: missing"):
         load_params(tmp_path / "params.yaml")
 

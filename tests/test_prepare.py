@@ -18,7 +18,7 @@ from imgclf.config import Params
 from imgclf.images import UnusableImage, decode_image
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import Sample, read_manifest
-from tests.conftest import ROOT, read_params_yaml, run
+from tests.conftest import ROOT, read_yaml, run
 from tests.dirty import (
     BLUE,
     EMPTY_CLASS,
@@ -49,7 +49,7 @@ class Prepared:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     base = tmp_path_factory.mktemp("dirty")
-    params = Params.model_validate(read_params_yaml())
+    params = Params.model_validate(read_yaml(ROOT / "params.yaml"))
     data = params.data.model_copy(update={"root": str(make_dirty_folder(base)), "image_size": SIZE})
     outputs = Outputs(
         base / "prepared/images.npy", base / "prepared/manifest.csv", base / "prepared/rejected.csv"

@@ -16,7 +16,7 @@ from imgclf.errors import UserError
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import read_manifest
 from imgclf.split import assign_splits
-from tests.conftest import ROOT, read_params_yaml, run, run_stage, set_key, write_params_yaml
+from tests.conftest import ROOT, read_yaml, run, run_stage, set_key, write_yaml
 from tests.dirty import write_data_set
 
 
@@ -102,9 +102,9 @@ def test_failing_on_an_unusable_data_set_keeps_the_previous_outputs(
 def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:
     for name in ("imgclf", "stages"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    tree = read_params_yaml()
+    tree = read_yaml(ROOT / "params.yaml")
     set_key(tree, "data.root", "data/my-photos")
-    write_params_yaml(tmp_path / "params.yaml", tree)
+    write_yaml(tmp_path / "params.yaml", tree)
     result = run([sys.executable, "-m", "stages.prepare"], tmp_path, check=False)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [

@@ -3,6 +3,7 @@ leaves the old file whole, never a torn one that a later stage would read."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 import textwrap
@@ -52,3 +53,12 @@ def test_a_writer_failing_halfway_leaves_the_old_file_and_no_temporary(tmp_path:
         write_json(target, {"acc": 0.9, "model": object()})  # fails after writing a part
     assert target.read_bytes() == before
     assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_an_output_gets_the_mode_the_umask_gives(tmp_path: Path, umask: int, mode: int) -> None:
+    target = tmp_path / "metrics.json"
+    writer = f"import os; os.umask({umask}); from imgclf.atomic import write_json; "
+    writer += f"write_json({str(target)!r}, {{}})"
+    subprocess.run([sys.executable, "-c", writer], cwd=ROOT, check=True)
+    assert stat.S_IMODE(target.stat().st_mode) == mode

@@ -14,7 +14,11 @@ def main() -> None:
     params = load_params()
     assignment = assign_splits(read_manifest(paths.MANIFEST), params.split, params.seed)
     write_split(paths.SPLIT, assignment)
-    print("split:", dict(sorted(Counter(assignment.values()).items())))
+    counts = Counter(assignment.values())
+    print(
+        f"split: {counts['train']} images to train on, {counts['val']} to validate and "
+        f"{counts['test']} to test, {counts['predict']} to predict; in {paths.SPLIT}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 # `make demo`: set up (first time) and run the whole pipeline on data/demo.
 # `make test`: lint, then the test suite.
 # `make review REV=main`: what the workspace changed against REV, in review/report.md.
+# `make exps`: the experiments side by side, the parameters that differ and each model's
+#   test accuracy (`dvc exp show --only-changed` with the other metrics and the deps dropped).
 VENV := .venv
 REV ?= main
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test review setup
+.PHONY: demo test review setup exps
 
 setup: $(VENV)/.installed
 
@@ -25,3 +27,7 @@ test: setup
 
 review: setup
 	python -m imgclf.review --rev $(REV) --out review
+
+EXP_COLUMNS_DROPPED := .*(train_|val_|_loss|_f1|_low|_high|kept_epoch|epochs_trained|/)|submission\.|State|Executor
+exps:
+	dvc exp show --only-changed --drop '$(EXP_COLUMNS_DROPPED)'

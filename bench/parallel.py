@@ -16,19 +16,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/parallel.py`
 
 from bench.machine import describe, run_measured
-from bench.workspace import copy_project, set_key, write_yaml
-from imgclf.config import read_yaml
+from bench.workspace import copy_project, write_params
 
 MODELS = ("scratch", "transfer")
 
 
 def train(project: Path, model: str, nproc: int) -> tuple[float, dict]:
-    params = read_yaml(project / "params.yaml")
-    set_key(params, "train.nproc", nproc)
-    write_yaml(project / "params.yaml", params)
+    write_params(project / "params.yaml", project / "params.yaml", {"train.nproc": nproc})
     seconds, _ = run_measured([sys.executable, "-m", f"stages.train_{model}"], project)
     metrics = json.loads((project / f"metrics/train_{model}.json").read_text())[model]
-    return seconds, metrics
+    timing = json.loads((project / f"metrics/timing/train_{model}.json").read_text())[model]
+    return seconds, metrics | timing
 
 
 def main() -> None:
@@ -49,7 +47,7 @@ def main() -> None:
             alone_s = runs[1][0]
             for nproc, (seconds, metrics) in runs.items():
                 lines.append(
-                    f"| {model} | {nproc} | {seconds:.1f} | {metrics['timing']['images_per_s']}"
+                    f"| {model} | {nproc} | {seconds:.1f} | {metrics['images_per_s']}"
                     f" | {metrics['val_acc']:.4f} | {alone_s / seconds:.2f}x |"
                 )
     print(

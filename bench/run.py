@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 from bench.machine import describe, run_measured
 from bench.workspace import copy_project, load_profile
 from imgclf.config import read_yaml
-
-LABELS_FILE = "predict_labels.csv"
+from imgclf.submission import DEFAULT_LABELS_FILE
 
 
 def main() -> None:
@@ -48,10 +47,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
     data = data_view(args.data.resolve(), work / "data")
-    project = copy_project(
-        work / "project",
-        {"data.root": str(data), "submission.labels_file": LABELS_FILE},
-    )
+    project = copy_project(work / "project", {"data.root": str(data)})
 
     started = time.perf_counter()
     seconds, peak = run_measured(exp_run(args.profile, profile), project)
@@ -87,7 +83,7 @@ def data_view(data: Path, view: Path) -> Path:
         if (data / name).is_dir():
             (view / name).symlink_to(data / name)
     (view / "predict").mkdir()
-    with open(view / LABELS_FILE, "w", newline="") as file:
+    with open(view / DEFAULT_LABELS_FILE, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["id", "label"])
         for image in sorted((data / "test").glob("*/*")):
@@ -128,17 +124,18 @@ def model_row(project: Path, name: str) -> dict:
 
 def training_columns(project: Path, name: str) -> dict:
     trained = metrics(project, f"train_{name}")[name]
+    timing = metrics(project, f"timing/train_{name}")[name]
     return {
         "epochs": trained["epochs_trained"],
-        "training time": f"{trained['timing']['train_s'] / 60:.1f} min",
-        "training images/s": f"{trained['timing']['images_per_s']:.0f}",
-        "peak memory": f"{trained['timing']['peak_rss_mb'] / 1024:.2f} GiB",
+        "training time": f"{timing['train_s'] / 60:.1f} min",
+        "training images/s": f"{timing['images_per_s']:.0f}",
+        "peak memory": f"{timing['peak_rss_mb'] / 1024:.2f} GiB",
     }
 
 
 def write_submissions(project: Path, out: Path) -> None:
     """submission-<model>.csv for both models: the chosen one, then the other."""
-    chosen = metrics(project, "submission")["model"]
+    chosen = metrics(project, "submission")["submission"]["model"]
     other = "transfer" if chosen == "scratch" else "scratch"
     shutil.copyfile(project / "data/submission.csv", out / f"submission-{chosen}.csv")
     run_measured(exp_run(f"submit-{other}", {"submission.model": other}), project)

@@ -16,15 +16,27 @@ from imgclf.config import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "bench" / "profiles"
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "imgclf", "stages", "data/demo", ".gitignore"]
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    "Makefile",
+    "imgclf",
+    "stages",
+    "data/demo",
+    ".gitignore",
+]
 # dvc, and the `python` of the stages' commands, from the environment running this one.
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def write_yaml(path: Path, tree: Any) -> None:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    with open(path, "w") as file:
+def write_params(source: Path, target: Path, changes: dict[str, Any]) -> None:
+    """`source` (a params.yaml) with the dotted-key `changes` made, written to `target` with
+    its comments and layout kept, as `dvc exp run -S` writes it."""
+    yaml = YAML()  # round trip
+    tree = yaml.load(source.read_text())
+    for key, value in changes.items():
+        set_key(tree, key, value)
+    with open(target, "w") as file:
         yaml.dump(tree, file)
 
 
@@ -68,10 +80,7 @@ def copy_project(project: Path, params: dict[str, Any]) -> Path:
             shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, project / name)
-    tree = read_yaml(ROOT / "params.yaml")
-    for key, value in params.items():
-        set_key(tree, key, value)
-    write_yaml(project / "params.yaml", tree)
+    write_params(ROOT / "params.yaml", project / "params.yaml", params)
     git(["init", "-q", "-b", "main"], project)
     git(["config", "user.email", "bench@example.com"], project)
     git(["config", "user.name", "bench"], project)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +28,42 @@ def load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def fingerprint(stage_params: dict[str, Any], data_fingerprint: str) -> str:
-    """Identifies what a training run computes (parameters, data and the library's code):
-    a checkpoint of another run is never resumed from."""
+def weights_digest(weights: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names and values: equal exactly when the weights are."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([stage_params, data_fingerprint], sort_keys=True).encode())
+    for name, tensor in weights.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def code_digest() -> str:
+    """SHA-256 of the library's source files."""
+    digest = hashlib.sha256()
     for source in sorted(LIBRARY.rglob("*.py")):
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
+def fingerprint(stage_params: dict[str, Any], data_fingerprint: str) -> str:
+    """Identifies what a training run computes (parameters, data and the library's code):
+    a checkpoint of another run is never resumed from."""
+    identity = [stage_params, data_fingerprint, code_digest()]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
 def provenance(stage_params: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:
-    """What a checkpoint came from: parameters, data, code version and library versions."""
+    """What a checkpoint came from: parameters, data, code and library versions. Nothing that
+    differs between machines or commits of the same code, so that a rerun anywhere writes the
+    same bytes (the commit is the one whose dvc.lock records this file)."""
     return {
         "params": stage_params,
         "data_sha256": data_fingerprint,
-        "git_commit": _git_commit(),
+        "code_sha256": code_digest(),
         "versions": {
-            "python": platform.python_version(),
+            "python": ".".join(platform.python_version_tuple()[:2]),
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "numpy": np.__version__,
         },
     }
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip()

@@ -6,6 +6,7 @@ hyperparameter lives and a typo such as `train.lrr` stops the stage before any w
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -82,8 +83,18 @@ class TrainParams(Section):
     num_workers: Annotated[int, Field(ge=0)]
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
+    cpu_threads: Annotated[int, Field(ge=1, le=1024)]
     compile: bool
     nproc: PositiveInt
+
+    @model_validator(mode="after")
+    def _batch_divides_among_processes(self) -> TrainParams:
+        if self.batch_size % self.nproc:
+            raise ValueError(
+                f"train.batch_size ({self.batch_size}) is the batch of all train.nproc "
+                f"({self.nproc}) processes together: make it a multiple of train.nproc"
+            )
+        return self
 
 
 class AugmentParams(Section):
@@ -179,10 +190,24 @@ def describe(error: ValidationError) -> str:
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
         if problem["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (a typo? see README's parameter table)")
+            lines.append(f"{key}: unknown key{_did_you_mean(problem['loc'])}")
         elif problem["type"] == "missing":
             lines.append(f"{key}: missing; every parameter must be set in params.yaml")
         else:
             message = problem["msg"].removeprefix("Value error, ")
             lines.append(f"{key}: {message} (got {problem.get('input')!r})")
     return "; ".join(lines)
+
+
+def _did_you_mean(location: tuple[int | str, ...]) -> str:
+    """For an unknown key, the known key it is closest to, or the section's keys."""
+    *section, unknown = (str(part) for part in location)
+    model: type[BaseModel] = Params
+    for part in section:
+        model = model.model_fields[part].annotation  # type: ignore[assignment]
+    known = list(model.model_fields)
+    prefix = "".join(f"{part}." for part in section)
+    close = difflib.get_close_matches(unknown, known, n=1)
+    if close:
+        return f" (did you mean {prefix}{close[0]}?)"
+    return f"; the keys{f' of {section[-1]}' if section else ''} are {', '.join(known)}"

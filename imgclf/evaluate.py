@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -36,15 +36,7 @@ def load_trained(path: Any) -> Trained:
     weights = state.pop("model")
     model = build_model(**state["architecture"])
     model.load_state_dict(weights)
-    return Trained(model, state, weights_digest(weights))
-
-
-def weights_digest(weights: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in weights.items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return Trained(model, state, checkpoint.weights_digest(weights))
 
 
 def predict(
@@ -74,8 +66,11 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
         targets, predicted, labels=labels, zero_division=0
     )
     loss = F.cross_entropy(logits, torch.as_tensor(targets)).item()
+    low, high = accuracy_interval(int((predicted == targets).sum()), len(targets))
     metrics = {
         "acc": round(float(accuracy_score(targets, predicted)), 6),
+        "acc_low": round(low, 6),
+        "acc_high": round(high, 6),
         "f1": round(float(f1_score(targets, predicted, average="macro", labels=labels)), 6),
         "loss": round(loss, 6),
     }
@@ -92,6 +87,13 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
     return Scores(
         metrics, per_class, confusion_matrix(targets, predicted, labels=labels), predicted
     )
+
+
+def accuracy_interval(correct: int, total: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval of an accuracy measured on `total` images: where the
+    accuracy on all such images would lie, given this sample of them."""
+    interval = binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def confident_mistakes(

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from imgclf.config import DataParams
 from imgclf.errors import UserError
 from imgclf.images import IMAGE_SUFFIXES
 
 LABELLED_SOURCES = ("train", "val", "test")
+
+
+class Labelled(Protocol):
+    """A file found (Candidate) or an image kept (Sample): where it came from, its class."""
+
+    source: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,8 @@ def scan(data: DataParams) -> Scan:
             if source == "train":
                 raise UserError(
                     f"data.train_dir: {folder} does not exist; it must hold one folder of "
-                    "images per class (train/<class>/*.jpg)"
+                    f"images per class ({data.train_dir}/<class>/*.jpg). If its class folders "
+                    "were empty, DVC did not keep them: put images in them"
                 )
             continue
         if source == "predict":
@@ -72,7 +82,36 @@ def scan(data: DataParams) -> Scan:
                 result.rejected.append(
                     (_relative(Path(entry.path), root), "not inside a class folder")
                 )
+    if not result.candidates:
+        extensions = " ".join(sorted(IMAGE_SUFFIXES))
+        raise UserError(
+            f"no images found under {root}: expected {data.train_dir}/<class>/ folders of "
+            f"images ({extensions})"
+        )
     return result
+
+
+def check_trainable(items: Iterable[Labelled], data: DataParams, note: str = "") -> None:
+    """Stop unless there are at least two training classes, and no val or test class that
+    training lacks; `note` (what was left out, and where it is listed) ends each message."""
+    items = list(items)
+    train = Path(data.root) / data.train_dir
+    train_classes = {item.label for item in items if item.source == "train"}
+    suffix = f" ({note})" if note else ""
+    if not train_classes:
+        raise UserError(f"no usable training images under {train}{suffix}")
+    if len(train_classes) < 2:
+        raise UserError(
+            f"only one class ({train_classes.pop()!r}) with usable images in {train}: a "
+            f"classifier needs at least two class folders with images{suffix}"
+        )
+    for source in ("val", "test"):
+        unknown = {item.label for item in items if item.source == source} - train_classes
+        if unknown:
+            raise UserError(
+                f"{source} classes {sorted(unknown)} have no training images; add them under "
+                f"{train} or remove them from the {source} folder"
+            )
 
 
 def _collect(folder: Path, root: Path, source: str, label: str, result: Scan) -> int:

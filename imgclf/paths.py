@@ -8,6 +8,7 @@ from typing import Literal
 ModelName = Literal["scratch", "transfer"]
 MODEL_NAMES: tuple[ModelName, ...] = ("scratch", "transfer")
 
+VALIDATED = Path("data/validated.json")  # what validate found: prepare runs after it
 PREPARED = Path("data/prepared")
 CACHE = PREPARED / "images.npy"
 MANIFEST = PREPARED / "manifest.csv"
@@ -19,6 +20,7 @@ SUBMISSION = Path("data/submission.csv")
 MODELS = Path("models")
 RESUME = MODELS / "resume"  # not a DVC output: DVC must never delete it before a rerun
 METRICS = Path("metrics")
+TEST_PREDICTIONS = METRICS / "test_predictions.csv"  # per image: the review pairs revisions
 PLOTS = Path("plots")
 
 
@@ -36,3 +38,13 @@ def history(model: ModelName) -> Path:
 
 def train_metrics(model: ModelName) -> Path:
     return METRICS / f"train_{model}.json"
+
+
+def provenance(stage: str) -> Path:
+    """What a stage's results came from (digests, versions, CPU settings): in git, no metric."""
+    return METRICS / "provenance" / f"{stage}.json"
+
+
+def timing(stage: str) -> Path:
+    """How long a stage took and how much memory: different at every run, so not in git."""
+    return METRICS / "timing" / f"{stage}.json"

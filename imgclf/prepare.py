@@ -16,9 +16,8 @@ from tqdm import tqdm
 from imgclf.atomic import write_csv
 from imgclf.cache import CacheWriter
 from imgclf.config import DataParams, PrepareParams
-from imgclf.errors import UserError
 from imgclf.images import UnusableImage, decode_image, dhash
-from imgclf.layout import Candidate, scan, source_dirs
+from imgclf.layout import Candidate, check_trainable, scan, source_dirs
 from imgclf.samples import Sample, write_manifest
 
 CHUNK = 512  # files decoded per round: bounds the decoded images waiting to be written
@@ -45,11 +44,6 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
     found = scan(data)
     for warning in found.warnings:
         print(f"warning: {warning}")
-    if not found.candidates:
-        raise UserError(
-            f"no images found under {data.root}: expected {data.train_dir}/<class>/*.jpg "
-            "(or .png, .bmp, .webp)"
-        )
     samples: list[Sample] = []
     rejected = list(found.rejected)
     root = Path(data.root)
@@ -83,7 +77,7 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
         for folder in _classes_without_images(found.candidates, samples, data):
             print(f"warning: {folder}/ has no usable image (every file rejected): not a class")
         report = f"files rejected: {len(rejected)}, reasons in {outputs.rejected}"
-        _check_trainable(samples, data, report)  # inside the block: a failure keeps the old cache
+        check_trainable(samples, data, report)  # inside the block: a failure keeps the old cache
     write_manifest(outputs.manifest, samples)
     print(f"prepare: {len(samples)} images kept; {report}")
     per_source = Counter(sample.source for sample in samples)
@@ -120,22 +114,3 @@ def _classes_without_images(
         f"{folders[source]}/{label}"
         for source, label in sorted({(c.source, c.label) for c in candidates if c.label} - kept)
     ]
-
-
-def _check_trainable(samples: list[Sample], data: DataParams, report: str) -> None:
-    train = Path(data.root) / data.train_dir
-    train_classes = {s.label for s in samples if s.source == "train"}
-    if not train_classes:
-        raise UserError(f"no usable training images under {train}: {report}")
-    if len(train_classes) < 2:
-        raise UserError(
-            f"only one class ({train_classes.pop()!r}) with usable images in {train}: a "
-            f"classifier needs at least two class folders with images ({report})"
-        )
-    for source in ("val", "test"):
-        unknown = {s.label for s in samples if s.source == source} - train_classes
-        if unknown:
-            raise UserError(
-                f"{source} classes {sorted(unknown)} have no training images; add them under "
-                f"{train} or remove them from the {source} folder"
-            )

@@ -22,6 +22,22 @@ from imgclf.errors import UserError
 # died is caught by torchrun within seconds; this bounds the wait if one hangs instead.
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 
+# Float sums on the CPU come out in a machine-dependent order: torch's own kernels use the
+# widest vector unit (AVX-512 adds 16 numbers at a time, AVX2 8), oneDNN picks convolution
+# kernels by instruction set, MKL picks matrix-product code by CPU vendor and model, and every
+# one of them splits work by the number of threads. Deterministic runs pin each of these to
+# what every x86-64 CPU of the last decade has, so Intel and AMD, AVX2 and AVX-512, 2 or 16
+# cores compute the same bits. The libraries read these variables when they first compute,
+# so they are set before any tensor operation.
+PORTABLE_CPU_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "COMPATIBLE",  # the one MKL code path documented as the same on any vendor
+    "MKL_DYNAMIC": "FALSE",  # MKL and OpenMP use exactly the threads they are given
+    "OMP_DYNAMIC": "FALSE",
+}
+PORTABLE_CPU_CAPABILITY = "AVX2"
+
 
 def pick_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
@@ -31,6 +47,36 @@ def pick_device(choice: str) -> torch.device:
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
+
+
+def pin_cpu_arithmetic(train: TrainParams) -> None:
+    """Use train.cpu_threads threads (shared among torchrun's processes on this host) and, in
+    deterministic mode, the portable CPU code paths; call before any tensor operation."""
+    if train.deterministic:
+        os.environ.update(PORTABLE_CPU_ENV)
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    torch.set_num_threads(max(1, train.cpu_threads // processes))
+    capability = torch.backends.cpu.get_cpu_capability()
+    if train.deterministic and capability != PORTABLE_CPU_CAPABILITY:
+        print(
+            f"warning: CPU arithmetic runs on torch's {capability} code path, not "
+            f"{PORTABLE_CPU_CAPABILITY}: results will differ in the last bits from other "
+            "machines' (a CPU without AVX2, or torch computed before it could be pinned)",
+            file=sys.stderr,
+        )
+
+
+def describe_runtime(device: torch.device) -> dict[str, str | int]:
+    """What the arithmetic ran on: the GPU, or the CPU's threads and code paths."""
+    if device.type == "cuda":
+        return {"device": torch.cuda.get_device_name(device)}
+    pinned = {name: os.environ[name] for name in PORTABLE_CPU_ENV if name in os.environ}
+    return {
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        **pinned,
+    }
 
 
 def configure(train: TrainParams, device: torch.device) -> None:

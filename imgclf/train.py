@@ -36,9 +36,11 @@ from imgclf.runtime import (
     barrier,
     configure,
     derive_seed,
+    describe_runtime,
     is_main_process,
     launch_torchrun,
     peak_rss_mb,
+    pin_cpu_arithmetic,
     process_group,
     rank,
     seed_everything,
@@ -103,6 +105,7 @@ def stage_params(name: ModelName, params: Params) -> dict[str, Any]:
 
 def run_training_stage(name: ModelName, params: Params) -> None:
     """Train model `name`: here, or in train.nproc processes under torchrun."""
+    pin_cpu_arithmetic(params.train)  # first: torchrun's processes inherit the settings
     if params.train.nproc > 1 and not started_by_torchrun():
         launch_torchrun(f"stages.train_{name}", params.train.nproc)
         return
@@ -155,33 +158,57 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
     if progress.stale_epochs >= patience and is_main_process():
         print(f"{name}: stopped early, no better validation loss in {patience} epochs")
 
+    kept = progress.history[progress.best_epoch - 1]
     metrics = {
-        "best_epoch": progress.best_epoch,
+        "kept_epoch": progress.best_epoch,
         "epochs_trained": progress.epoch,
-        "lr": params.train.lr * params.model(name).lr_mult,
-        **{
-            key: round(progress.history[progress.best_epoch - 1][key], 6)
-            for key in ("train_loss", "train_acc", "val_loss", "val_acc")
-        },
-        "timing": {
-            "train_s": round(time.perf_counter() - started, 2),
-            "images_per_s": round(images_seen / train_seconds, 1) if train_seconds else None,
-            "peak_rss_mb": peak_rss_mb(),
-        },
+        **{key: round(kept[key], 6) for key in ("train_loss", "train_acc", "val_loss", "val_acc")},
+    }
+    timing = {
+        "train_s": round(time.perf_counter() - started, 2),
+        "images_per_s": round(images_seen / train_seconds, 1) if train_seconds else None,
+        "peak_rss_mb": peak_rss_mb(),
     }
     if is_main_process():
-        save_best(run, progress)
-        write_history(name, progress)
-        # Under the model's name, so `dvc exp show` names the columns scratch.val_acc, ...
-        write_json(paths.train_metrics(name), {name: metrics})
-        save_figure(
-            learning_curves_figure(
-                progress.history, progress.best_epoch, f"{name} ({params.model(name).arch})"
-            ),
-            paths.PLOTS / f"learning_curves_{name}.png",
-        )
+        write_outputs(run, progress, metrics, timing)
         paths.resume_checkpoint(name).unlink(missing_ok=True)
     return metrics
+
+
+def write_outputs(
+    run: Run, progress: Progress, metrics: dict[str, Any], timing: dict[str, Any]
+) -> None:
+    """The kept checkpoint, the history and its picture, the metrics (quality figures, which
+    `dvc metrics diff` compares), the provenance (in git, no metric) and the timing (not in
+    git: it differs at every run); then one line that says what was kept and where."""
+    name, stage = run.name, f"train_{run.name}"
+    weights = save_best(run, progress)
+    write_history(name, progress)
+    # Under the model's name, so `dvc exp show` names the columns scratch.val_acc, ...
+    write_json(paths.train_metrics(name), {name: metrics})
+    origin = checkpoint.provenance(stage_params(name, run.params), run.data.fingerprint)
+    del origin["params"]  # params.yaml is beside it in git
+    record = {
+        "weights_sha256": checkpoint.weights_digest(weights),
+        "kept_epoch": progress.best_epoch,
+        "lr": run.params.train.lr * run.params.model(name).lr_mult,
+        "runtime": describe_runtime(run.device),
+        **origin,
+    }
+    write_json(paths.provenance(stage), {name: record})
+    write_json(paths.timing(stage), {name: timing})
+    figure = paths.PLOTS / f"learning_curves_{name}.png"
+    options = run.params.model(name)
+    save_figure(
+        learning_curves_figure(progress.history, progress.best_epoch, f"{name} ({options.arch})"),
+        figure,
+    )
+    print(
+        f"{stage}: kept epoch {progress.best_epoch} of {progress.epoch} (val loss "
+        f"{metrics['val_loss']:.4f}, val acc {metrics['val_acc']:.4f}); wrote "
+        f"{paths.checkpoint(name)}, {paths.train_metrics(name)}, {figure}",
+        flush=True,
+    )
 
 
 def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.device) -> Run:
@@ -331,8 +358,9 @@ def write_history(name: ModelName, progress: Progress) -> None:
     write_csv(paths.history(name), HISTORY_FIELDS, rows)
 
 
-def save_best(run: Run, progress: Progress) -> None:
-    """The weights of the epoch with the lowest validation loss, for evaluate and submission."""
+def save_best(run: Run, progress: Progress) -> dict[str, torch.Tensor]:
+    """Save the weights of the epoch with the lowest validation loss, for evaluate and
+    submission; return them."""
     best = progress.history[progress.best_epoch - 1]
     checkpoint.save(
         paths.checkpoint(run.name),
@@ -348,6 +376,7 @@ def save_best(run: Run, progress: Progress) -> None:
             ),
         },
     )
+    return run.best_state
 
 
 def save_resumable(run: Run, progress: Progress) -> None:

@@ -9,6 +9,7 @@ from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import confident_mistakes, load_trained, predict, score
 from imgclf.evaluate_plots import confusion_figure, mistakes_figure, per_class_figure
 from imgclf.plots import save_figure
+from imgclf.runtime import describe_runtime, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
 
 MISTAKES_SHOWN = 24
@@ -16,21 +17,26 @@ MISTAKES_SHOWN = 24
 
 @exit_on_user_error
 def main() -> None:
-    params = load_params().evaluate
+    all_params = load_params()
+    pin_cpu_arithmetic(all_params.train)
+    params = all_params.evaluate
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     cache = ImageCache(paths.CACHE)
     indices, targets = data.indices("test"), data.targets("test")
-    results, per_class = {}, {}
+    results, per_class, provenance = {}, {}, {}
+    test = data.subset("test")
+    predictions = {"path": [s.path for s in test], "label": [s.label for s in test]}
     for name in paths.MODEL_NAMES:
         trained = load_trained(paths.checkpoint(name))
         arch = trained.meta["architecture"]["arch"]
         logits = predict(trained, cache, indices, params.batch_size, params.tta_flip)
         scores = score(logits, targets, data.classes)
-        results[name] = {
-            **{f"test_{key}": value for key, value in scores.metrics.items()},
+        results[name] = {f"test_{key}": value for key, value in scores.metrics.items()}
+        provenance[name] = {
             "checkpoint_epoch": trained.meta["epoch"],
-            "weights_sha256": trained.weights_sha256[:16],
+            "weights_sha256": trained.weights_sha256,
         }
+        predictions[name] = [data.classes[i] for i in scores.predicted]
         per_class[f"{name} ({arch})"] = scores.per_class
         write_csv(
             paths.PLOTS / "confusion" / f"{name}.csv",
@@ -65,12 +71,20 @@ def main() -> None:
             ),
             paths.PLOTS / f"mistakes_{name}.png",
         )
-        print(f"evaluate {name}: " + ", ".join(f"{k} {v}" for k, v in scores.metrics.items()))
+        m = scores.metrics
+        print(
+            f"evaluate {name}: test accuracy {m['acc']:.4f} (95 % interval {m['acc_low']:.4f} to "
+            f"{m['acc_high']:.4f}, {len(targets)} images), macro F1 {m['f1']:.4f}, loss "
+            f"{m['loss']:.4f}"
+        )
     save_figure(
         per_class_figure(per_class, "Per-class scores on the test split"),
         paths.PLOTS / "per_class_scores.png",
     )
     write_json(paths.METRICS / "evaluate.json", results)
+    write_csv(paths.TEST_PREDICTIONS, list(predictions), zip(*predictions.values(), strict=True))
+    provenance["runtime"] = describe_runtime(pick_device("auto"))
+    write_json(paths.provenance("evaluate"), provenance)
 
 
 if __name__ == "__main__":

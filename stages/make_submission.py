@@ -1,21 +1,22 @@
 """Label every predict/ image with the chosen model and write the submission CSV."""
 
-from pathlib import Path
-
 from imgclf import paths
 from imgclf.atomic import write_csv, write_json
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import load_trained, predict
+from imgclf.runtime import pin_cpu_arithmetic
 from imgclf.samples import read_manifest
-from imgclf.submission import choose_model, score_against, submission_id
+from imgclf.submission import choose_model, labels_file, score_against, submission_id
 
 
 @exit_on_user_error
 def main() -> None:
     params = load_params()
+    pin_cpu_arithmetic(params.train)
     options = params.submission
+    truth = labels_file(params.data, options)
     trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
     chosen = choose_model(options.model, {n: t.meta["val_acc"] for n, t in trained.items()})
     samples = [s for s in read_manifest(paths.MANIFEST) if s.source == "predict"]
@@ -40,11 +41,19 @@ def main() -> None:
             f"{paths.SUBMISSION} has a header and no rows, and nothing is scored"
         )
     write_csv(paths.SUBMISSION, [options.id_column, options.label_column], rows)
-    metrics = {"model": chosen, "images": len(rows)}
-    if options.labels_file and rows:
-        metrics |= score_against(rows, Path(params.data.root) / options.labels_file, options)
-    write_json(paths.METRICS / "submission.json", metrics)
-    print(f"make_submission: {len(rows)} rows by the {chosen} model in {paths.SUBMISSION}")
+    metrics: dict[str, str | int | float | bool] = {"model": chosen, "images": len(rows)}
+    metrics["scored"] = bool(truth and rows)
+    if truth and rows:
+        metrics |= score_against(rows, truth, options)
+        verdict = f"accuracy {metrics['acc']:.4f} on {metrics['scored_images']} against {truth}"
+    elif truth:
+        verdict = "nothing to score"
+    else:
+        verdict = f"unscored: no labels file (submission.labels_file: {options.labels_file})"
+    write_json(paths.METRICS / "submission.json", {"submission": metrics})
+    print(
+        f"make_submission: {len(rows)} rows by the {chosen} model in {paths.SUBMISSION}; {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bench.workspace import ROOT, copy_project, set_key, write_yaml
+from bench.workspace import ROOT, copy_project, set_key, write_params
 from imgclf.config import Params, read_yaml
 
 # dvc, and the `python` of the stages' commands, from the environment running the tests.
@@ -48,10 +48,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Pa
     make_params (data__root=...): where a stage's main() runs in this process."""
 
     def make(**overrides: Any) -> Path:
-        tree = read_yaml(ROOT / "params.yaml")
-        for key, value in overrides.items():
-            set_key(tree, key.replace("__", "."), value)
-        write_yaml(tmp_path / "params.yaml", tree)
+        changes = {key.replace("__", "."): value for key, value in overrides.items()}
+        write_params(ROOT / "params.yaml", tmp_path / "params.yaml", changes)
         monkeypatch.chdir(tmp_path)
         return tmp_path
 
@@ -68,11 +66,21 @@ def run_stage(name: str) -> int:
 
 
 def run(
-    args: list[str], cwd: Path, check: bool = True, timeout: float = 600
+    args: list[str],
+    cwd: Path,
+    check: bool = True,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command; fail with its output if it fails."""
+    """Run a command (with `env` added to the environment); fail with its output if it fails."""
     result = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=os.environ | (env or {}),
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -133,15 +133,30 @@ def test_queued_experiments_run_two_at_a_time_and_all_show(repro_project: Path) 
     assert len(busy) >= 2, "the experiments did not run two at a time"
 
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repro_project).stdout)
-    used = set()
+    used, accuracies = set(), {"scratch": set(), "transfer": set()}
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
             data = experiment["revs"][0]["data"]
-            metrics = data["metrics"]["metrics/train_scratch.json"]["data"]["scratch"]
-            assert metrics["lr"] == data["params"]["params.yaml"]["data"]["train"]["lr"]
-            assert "test_acc" in data["metrics"]["metrics/evaluate.json"]["data"]["scratch"]
-            used.add(metrics["lr"])
+            record = run(
+                ["git", "show", f"{data['rev']}:metrics/provenance/train_scratch.json"],
+                repro_project,
+            ).stdout
+            trained_with = json.loads(record)["scratch"]["lr"]
+            assert trained_with == data["params"]["params.yaml"]["data"]["train"]["lr"]
+            used.add(trained_with)
+        for row in [baseline, *(e["revs"][0] for e in baseline.get("experiments") or [])]:
+            tested = row["data"]["metrics"]["metrics/evaluate.json"]["data"]
+            for model, found in accuracies.items():
+                found.add(tested[model]["test_acc"])
     assert used == {float(rate) for rate in rates}
+
+    # The README's view of them fits a 120-column terminal and shows what differs.
+    table = run(["make", "-s", "exps"], repro_project, env={"COLUMNS": "120"}).stdout
+    header = table.splitlines()[1]
+    assert "train.lr" in header and all(rate in table for rate in rates), table
+    for model, found in accuracies.items():
+        assert (f"{model}.test_acc" in header) == (len(found) > 1), table
+    assert max(len(line) for line in table.splitlines()) <= 120 and "…" not in table, table
     # Each ran in a temporary copy: the workspace is as it was, with no stray checkpoint.
     assert run(["git", "status", "--porcelain"], repro_project).stdout == ""
     assert not list((repro_project / "models").glob("resume/*.pt"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.conftest import run
 
 STAGES = [
+    "validate",
     "prepare",
     "split",
     "check",
@@ -29,6 +31,16 @@ def test_repro_then_experiment_then_review_commands(dvc_project) -> None:
     first = run(["dvc", "repro"], project)
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout, stage
+    # Each stage ends with a sentence that says what it did and where the results went.
+    assert "split: 400 images to train on, 189 to validate and 270 to test, 270 to predict" in (
+        first.stdout
+    )
+    for model in ("scratch", "transfer"):
+        kept = re.search(
+            rf"train_{model}: kept epoch (\d) of 2 \(val loss [\d.]+, val acc", first.stdout
+        )
+        assert kept, first.stdout
+        assert f"wrote models/{model}.pt, metrics/train_{model}.json" in first.stdout
     evaluated = json.loads((project / "metrics/evaluate.json").read_text())
     for model in ("scratch", "transfer"):
         assert 0.0 <= evaluated[model]["test_acc"] <= 1.0
@@ -39,15 +51,16 @@ def test_repro_then_experiment_then_review_commands(dvc_project) -> None:
     assert {row["label"] for row in rows} <= {str(digit) for digit in range(10)}
 
     again = run(["dvc", "repro"], project)
-    assert "Running stage" not in again.stdout
+    assert again.stdout.count("Running stage") == 1, again.stdout  # validate runs every time
+    assert "Running stage 'validate'" in again.stdout
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "baseline run"], project)
 
     run(["dvc", "exp", "run", "-n", "small-lr", "-S", "train.lr=1e-5"], project)
     # The experiment's results are in the workspace: what the stages actually used.
     for model in ("scratch", "transfer"):
-        used = json.loads((project / f"metrics/train_{model}.json").read_text())[model]
-        assert used["lr"] == 1e-05 and isinstance(used["lr"], float)
+        record = json.loads((project / f"metrics/provenance/train_{model}.json").read_text())
+        assert record[model]["lr"] == 1e-05 and isinstance(record[model]["lr"], float)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     names = [exp.get("name") for rev in shown for exp in rev.get("experiments") or []]
     assert "small-lr" in names, shown

@@ -119,14 +119,21 @@ def test_dvc_plots_show_draws_every_chart_in_chromium(project: Path, tmp_path: P
 def test_review_report_compares_the_workspace_with_a_revision(project: Path) -> None:
     run([sys.executable, "-m", "imgclf.review", "--rev", "HEAD", "--out", "review"], project)
     report = (project / "review" / "report.md").read_text()
-    parameters, metrics, plots = (
+    parameters, metrics, paired, plots = (
         report.split("## Parameters")[1].split("## Metrics")[0],
-        report.split("## Metrics")[1].split("## Plots")[0],
+        report.split("## Metrics")[1].split("## Signal or noise")[0],
+        report.split("## Signal or noise")[1].split("## Plots")[0],
         report.split("## Plots")[1],
     )
     assert "evaluate.tta_flip" in parameters and "True" in parameters
     assert "metrics/evaluate.json" in metrics and "scratch.test_loss" in metrics
     assert "train_loss" not in metrics  # training did not run again
+    assert "on the same 270 test images" in paired
+    for model in ("scratch", "transfer"):
+        row = next(line for line in paired.splitlines() if line.startswith(f"| {model} |"))
+        before, now, only_before, only_now = (int(cell) for cell in row.split("|")[2:6])
+        assert now - before == only_now - only_before
+        assert re.search(r"within noise|beyond noise|the same images", row), row
     assert (project / "review" / "plots" / "index.html").exists()
     assert "(plots/index.html)" in plots
     images = re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", plots)

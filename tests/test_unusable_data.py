@@ -16,7 +16,7 @@ from imgclf.errors import UserError
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import read_manifest
 from imgclf.split import assign_splits
-from tests.conftest import ROOT, read_yaml, run, run_stage, set_key, write_yaml
+from tests.conftest import ROOT, run, run_stage, write_params
 from tests.dirty import write_data_set
 
 
@@ -102,9 +102,7 @@ def test_failing_on_an_unusable_data_set_keeps_the_previous_outputs(
 def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:
     for name in ("imgclf", "stages"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    tree = read_yaml(ROOT / "params.yaml")
-    set_key(tree, "data.root", "data/my-photos")
-    write_yaml(tmp_path / "params.yaml", tree)
+    write_params(ROOT / "params.yaml", tmp_path / "params.yaml", {"data.root": "data/my-photos"})
     result = run([sys.executable, "-m", "stages.prepare"], tmp_path, check=False)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
@@ -116,7 +114,7 @@ def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:
 
 def test_no_predict_folder_gives_an_empty_submission_and_a_warning(workdir, capsys) -> None:
     """The decision: a submission with its header and no rows, a warning, and no scoring
-    (submission.labels_file stays at its default, a file that does not exist here)."""
+    (submission.labels_file stays at its default, auto, and there is no labels file here)."""
     project = workdir(
         data__root="data/mine", data__image_size=16, train__epochs=1, scratch__width=4
     )
@@ -131,4 +129,4 @@ def test_no_predict_folder_gives_an_empty_submission_and_a_warning(workdir, caps
     with open(project / paths.SUBMISSION, newline="") as file:
         assert list(csv.reader(file)) == [["id", "label"]]
     metrics = json.loads((project / paths.METRICS / "submission.json").read_text())
-    assert metrics == {"model": "transfer", "images": 0}
+    assert metrics == {"submission": {"model": "transfer", "images": 0, "scored": False}}

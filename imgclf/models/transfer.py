@@ -42,7 +42,11 @@ def efficientnet_lite(variant: int) -> Callable[[int, int, bool], Classifier]:
             state = torch.load(_lite_weights(variant), map_location="cpu", weights_only=True)
             del state["_fc.weight"], state["_fc.bias"]
             missing, unexpected = net.load_state_dict(state, strict=False)
-            assert set(missing) == {"_fc.weight", "_fc.bias"} and not unexpected
+            if set(missing) != {"_fc.weight", "_fc.bias"} or unexpected:
+                raise RuntimeError(
+                    f"the efficientnet-lite{variant} weights do not fit its architecture: "
+                    f"missing {missing}, unexpected {unexpected}"
+                )
         return Classifier(net, LITE_MEAN, LITE_STD, image_size, head_prefix="_fc")
 
     return build

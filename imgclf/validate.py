@@ -1,0 +1,62 @@
+"""validate: all that the parameters and the file tree alone can tell, before any other stage.
+
+DVC deletes a stage's outputs before it runs the stage, and hashes the data folder before
+`prepare` runs: a bad parameter or a broken data folder found inside a later stage would cost
+the outputs of every stage up to it. This stage runs first, at every `dvc repro` (it is
+cheap), and stops with one line naming the key or the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from imgclf.config import Params
+from imgclf.errors import UserError
+from imgclf.layout import check_trainable, scan
+from imgclf.samples import Sample
+from imgclf.split import assign_splits
+from imgclf.submission import labels_file
+
+LISTED = 5  # broken links named in the message
+
+
+def validate(params: Params) -> dict[str, Any]:
+    """Check the data folder against the parameters; return what was found there."""
+    root = Path(params.data.root)
+    if root.is_dir():
+        refuse_broken_links(root)
+    found = scan(params.data)  # a missing folder, or no images at all, stops here
+    check_trainable(found.candidates, params.data)
+    # The split on the files found: a class too small to split stops here, not after prepare.
+    planned = [
+        Sample(i, c.path, c.source, c.label, 0, 0, "", "") for i, c in enumerate(found.candidates)
+    ]
+    assign_splits(planned, params.split, params.seed)
+    truth = labels_file(params.data, params.submission)
+    per_source = Counter(candidate.source for candidate in found.candidates)
+    return {
+        "data_root": params.data.root,
+        "image_files": dict(sorted(per_source.items())),
+        "classes": sorted({c.label for c in found.candidates if c.source == "train"}),
+        "labels_file": str(truth) if truth else None,
+    }
+
+
+def refuse_broken_links(root: Path) -> None:
+    """DVC cannot hash a folder that holds a broken symbolic link, and stops with a bare
+    'No such file or directory'; say which links, and what to do."""
+    broken = []
+    for folder, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = Path(folder) / name
+            if path.is_symlink() and not path.exists():
+                broken.append(f"{path} -> {os.readlink(path)}")
+    if broken:
+        more = f" and {len(broken) - LISTED} more" if len(broken) > LISTED else ""
+        raise UserError(
+            f"data.root: broken symbolic links, which DVC cannot hash: "
+            f"{'; '.join(broken[:LISTED])}{more}. Remove them or restore what they point to"
+        )

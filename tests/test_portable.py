@@ -1,0 +1,84 @@
+"""The same bits on another machine: with train.deterministic, the training and evaluation
+stages pin the CPU's machine-dependent arithmetic, so a machine with another vector width,
+another MKL code path and another number of cores computes exactly what this one does.
+
+"Another machine" is this one told so through the variables such a machine would differ in:
+torch's CPU capability, oneDNN's instruction set, MKL's code path, the OpenMP and MKL thread
+counts, and one core instead of all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.workspace import write_params
+from tests.conftest import make_project, run
+
+pytestmark = pytest.mark.slow
+
+ANOTHER_MACHINE = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "MKL_CBWR": "AUTO",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+STAGES = ("train_scratch", "train_transfer", "evaluate")
+OUTPUTS = [
+    "models/scratch.pt",
+    "models/transfer.pt",
+    "metrics/train_scratch.json",
+    "metrics/train_transfer.json",
+    "metrics/evaluate.json",
+    "metrics/test_predictions.csv",
+    "plots/history/scratch.csv",
+    "plots/history/transfer.csv",
+]
+
+
+def run_stages(project: Path, machine: dict[str, str], stages: tuple[str, ...]) -> dict:
+    """Run the stages directly under the given settings; the SHA-256 of their outputs."""
+    one_core = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if machine else []
+    for stage in stages:
+        command = [*one_core, sys.executable, "-m", f"stages.{stage}"]
+        result = subprocess.run(
+            command, cwd=project, env=os.environ | machine, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    return {
+        name: hashlib.sha256((project / name).read_bytes()).hexdigest()
+        for name in OUTPUTS
+        if (project / name).exists()
+    }
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("portable"))
+    run(["dvc", "repro", "check"], project)
+    return project
+
+
+def test_another_machine_computes_the_same_bits(project: Path) -> None:
+    here = run_stages(project, {}, STAGES)
+    there = run_stages(project, ANOTHER_MACHINE, STAGES)
+    assert len(here) == len(OUTPUTS)
+    assert there == here
+
+
+def test_without_pinning_the_other_machine_differs(project: Path) -> None:
+    """The check above can fail: unpinned, the same settings change the trained weights."""
+    params = project / "params.yaml"
+    write_params(params, params, {"train.deterministic": False})
+    try:
+        here = run_stages(project, {}, ("train_scratch",))
+        there = run_stages(project, ANOTHER_MACHINE, ("train_scratch",))
+    finally:
+        run(["git", "checkout", "HEAD", "--", "params.yaml"], project)
+    assert there["models/scratch.pt"] != here["models/scratch.pt"]

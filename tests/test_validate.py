@@ -1,0 +1,102 @@
+"""validate: what the parameters and the file tree alone can tell, before any stage runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from imgclf.errors import UserError
+from imgclf.validate import validate
+from tests.dirty import write_data_set
+
+TWO_CLASSES = {"train/cats": 4, "train/dogs": 4, "test/cats": 1, "test/dogs": 1}
+
+
+@pytest.fixture
+def params_for(make_params):
+    """Parameters for a data root of a few images (a quarter of them enough for val)."""
+
+    def make(root: Path, **overrides):
+        overrides = {"split__val_fraction": 0.25, **overrides}
+        return make_params(data__root=str(root), **overrides)
+
+    return make
+
+
+def test_a_usable_folder_is_described(tmp_path: Path, params_for) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 2})
+    found = validate(params_for(root))
+    assert found == {
+        "data_root": str(root),
+        "image_files": {"predict": 2, "test": 2, "train": 8},
+        "classes": ["cats", "dogs"],
+        "labels_file": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("counts", "overrides", "words"),
+    [
+        ({"train/cats": 4}, {}, "only one class ('cats')"),
+        (TWO_CLASSES, {"split__val_fraction": 0.05}, "too few to split off a val set"),
+        ({"test/cats": 3}, {}, "data.train_dir:"),
+        (TWO_CLASSES, {"submission__labels_file": "truth.csv"}, "truth.csv does not exist"),
+    ],
+)
+def test_what_would_fail_later_fails_now(
+    tmp_path: Path, params_for, counts: dict, overrides: dict, words: str
+) -> None:
+    root = write_data_set(tmp_path / "photos", counts)
+    with pytest.raises(UserError, match=re.escape(words)):
+        validate(params_for(root, **overrides))
+
+
+def test_a_missing_train_folder_says_dvc_drops_empty_folders(tmp_path: Path, params_for) -> None:
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(UserError, match="DVC did not keep them"):
+        validate(params_for(tmp_path / "photos"))
+
+
+def test_no_images_names_the_extensions_prepare_reads(tmp_path: Path, params_for) -> None:
+    (tmp_path / "photos/train/cats").mkdir(parents=True)
+    with pytest.raises(UserError) as raised:
+        validate(params_for(tmp_path / "photos"))
+    for extension in (".jpg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"):
+        assert extension in str(raised.value)
+
+
+def test_broken_links_are_named(tmp_path: Path, params_for) -> None:
+    root = write_data_set(tmp_path / "photos", TWO_CLASSES)
+    (root / "train/cats/moved.png").symlink_to(tmp_path / "gone.png")
+    (root / "train/dogs/old").symlink_to(tmp_path / "gone")
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root))
+    message = str(raised.value)
+    assert "train/cats/moved.png" in message and "train/dogs/old" in message
+
+
+@pytest.mark.parametrize(
+    ("header", "labels_file", "found"),
+    [
+        ("id,label", "auto", "predict_labels.csv"),
+        ("id,label", "truth.csv", "truth.csv"),
+        ("id,label", None, None),
+    ],
+)
+def test_the_labels_file_is_found_or_named(
+    tmp_path: Path, params_for, header: str, labels_file: str | None, found: str | None
+) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 2})
+    for name in ("predict_labels.csv", "truth.csv"):
+        (root / name).write_text(f"{header}\npicture_10,cats\n")
+    params = params_for(root, submission__labels_file=labels_file)
+    assert validate(params)["labels_file"] == (str(root / found) if found else None)
+
+
+def test_a_labels_file_without_the_columns_stops(tmp_path: Path, params_for) -> None:
+    root = write_data_set(tmp_path / "photos", TWO_CLASSES)
+    (root / "predict_labels.csv").write_text("image,class\nx,cats\n")
+    with pytest.raises(UserError, match=r"no column 'id' \(its columns: image, class\)"):
+        validate(params_for(root))

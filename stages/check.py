@@ -1,6 +1,8 @@
 """Look for duplicates, leakage and label conflicts before any training, and draw the data:
 images per class and split, and a few images of every class."""
 
+import numpy as np
+
 from imgclf import paths
 from imgclf.atomic import write_csv, write_json, write_text
 from imgclf.cache import ImageCache
@@ -19,7 +21,7 @@ def main() -> None:
     params = load_params()
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     cache = ImageCache(paths.CACHE)
-    findings = find_problems(data, cache, params.check)
+    findings = find_problems(data, np.load(paths.THUMBNAILS, mmap_mode="r"), params.check)
     write_text(paths.CHECK_DIR / "report.md", report(findings, params.check.fail_on_leakage))
     write_csv(
         paths.CHECK_DIR / "duplicates.csv",

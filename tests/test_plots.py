@@ -24,7 +24,7 @@ CLASSES = ["cat", "dog", "horse"]
 def cache(tmp_path: Path) -> ImageCache:
     rng = np.random.default_rng(0)
     path = tmp_path / "images.npy"
-    with CacheWriter(path, 16) as writer:
+    with CacheWriter(path, (16, 16, 3)) as writer:
         for _ in range(12):
             writer.append(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     return ImageCache(path)

@@ -18,6 +18,7 @@ import numpy as np
 
 from imgclf.config import CheckParams
 from imgclf.samples import Sample, SplitData
+from imgclf.wording import counted
 
 USED_SPLITS = ("train", "val", "test", "predict")
 
@@ -135,7 +136,8 @@ def report(findings: Findings, leakage_stops: bool) -> str:
         f" ({metrics['exact_across_splits']} across splits,"
         f" {metrics['label_conflicts']} under two labels)",
         f"- near-duplicate groups across splits: {metrics['near_duplicate_groups']}",
-        f"- leakage (a picture in train and in val or test): {metrics['leakage_groups']} groups"
+        "- leakage (a picture in train and in val or test): "
+        + counted(metrics["leakage_groups"], "group")
         + (" - the pipeline stops (check.fail_on_leakage)" if leakage_stops else ""),
         "",
     ]

@@ -46,6 +46,7 @@ from imgclf.runtime import (
     world_size,
 )
 from imgclf.samples import SplitData, load_split_data
+from imgclf.wording import counted
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
 
@@ -153,7 +154,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
             write_history(name, progress)
             save_resumable(run, progress)
     if progress.stale_epochs >= patience and is_main_process():
-        print(f"{name}: stopped early, no better validation loss in {patience} epochs")
+        print(f"{name}: stopped early, no better validation loss in {counted(patience, 'epoch')}")
 
     metrics = {
         "best_epoch": progress.best_epoch,

@@ -12,6 +12,7 @@ from imgclf.config import load_params
 from imgclf.errors import UserError, exit_on_user_error
 from imgclf.plots import save_figure
 from imgclf.samples import SPLITS, load_split_data
+from imgclf.wording import counted
 
 SAMPLES_PER_CLASS = 8
 
@@ -49,15 +50,16 @@ def main() -> None:
     )
     leaking = findings.leaking
     print(
-        f"check: {len(findings.exact)} exact and {len(findings.near)} near-duplicate groups, "
-        f"{len(leaking)} leaking across splits; details in {paths.CHECK_DIR / 'report.md'}"
+        f"check: {len(findings.exact)} exact and "
+        + counted(len(findings.near), "near-duplicate group")
+        + f", {len(leaking)} leaking across splits; details in {paths.CHECK_DIR / 'report.md'}"
     )
     if leaking and params.check.fail_on_leakage:
         listed = "; ".join(
             " = ".join(f"{sample.path} ({split})" for sample, split in group.members)
             for group in leaking[:5]
         )
-        more = f" and {len(leaking) - 5} more groups" if len(leaking) > 5 else ""
+        more = f" and {counted(len(leaking) - 5, 'more group')}" if len(leaking) > 5 else ""
         raise UserError(
             f"leakage between splits (check.fail_on_leakage is true): {listed}{more}. "
             "Remove the copies from one side, or set check.fail_on_leakage: false"

@@ -10,6 +10,7 @@ from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import load_trained, predict
 from imgclf.samples import read_manifest
 from imgclf.submission import choose_model, score_against, submission_id
+from imgclf.wording import counted
 
 
 @exit_on_user_error
@@ -44,7 +45,9 @@ def main() -> None:
     if options.labels_file and rows:
         metrics |= score_against(rows, Path(params.data.root) / options.labels_file, options)
     write_json(paths.METRICS / "submission.json", metrics)
-    print(f"make_submission: {len(rows)} rows by the {chosen} model in {paths.SUBMISSION}")
+    print(
+        f"make_submission: {counted(len(rows), 'row')} by the {chosen} model in {paths.SUBMISSION}"
+    )
 
 
 if __name__ == "__main__":

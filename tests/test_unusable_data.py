@@ -78,7 +78,7 @@ def test_a_class_too_small_to_split_is_named(tmp_path: Path, make_params) -> Non
     root = write_data_set(tmp_path / "data", {"train/big": 20, "train/tiny": 1})
     prepare_here(root, make_params)
     samples = read_manifest(tmp_path / "prepared/manifest.csv")
-    with pytest.raises(UserError, match="class 'tiny' has only 1 training images"):
+    with pytest.raises(UserError, match="class 'tiny' has only 1 training image, too few"):
         assign_splits(samples, make_params().split, 0)
 
 

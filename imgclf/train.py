@@ -177,12 +177,27 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         write_json(paths.train_metrics(name), {name: metrics})
         save_figure(
             learning_curves_figure(
-                progress.history, progress.best_epoch, f"{name} ({params.model(name).arch})"
+                progress.history,
+                progress.best_epoch,
+                curves_title(name, params),
+                len(run.data.classes),
             ),
             paths.PLOTS / f"learning_curves_{name}.png",
         )
         paths.resume_checkpoint(name).unlink(missing_ok=True)
     return metrics
+
+
+def curves_title(name: ModelName, params: Params) -> str:
+    """Which model, its architecture and the peak learning rate it trained with (and its
+    backbone's, where that differs)."""
+    options = params.model(name)
+    lr = params.train.lr * options.lr_mult
+    title = f"{name} ({options.arch}), lr {lr:g}"
+    transfer = isinstance(options, TransferParams) and not options.freeze_backbone
+    if transfer and options.backbone_lr_mult != 1:
+        title += f", backbone lr {lr * options.backbone_lr_mult:g}"
+    return title
 
 
 def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.device) -> Run:

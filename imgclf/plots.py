@@ -80,7 +80,11 @@ def image_grid(
     figure, axes = plt.subplots(
         rows,
         columns,
-        figsize=(1.35 * columns + (0.8 if row_labels else 0), (1.35 + 0.2 * caption_lines) * rows),
+        # 0.5 in. for the title: tight_layout takes the room from the rows otherwise
+        figsize=(
+            1.35 * columns + (0.8 if row_labels else 0),
+            (1.35 + 0.2 * caption_lines) * rows + 0.5,
+        ),
         squeeze=False,
     )
     for position, cell in enumerate(axes.flat):

@@ -45,7 +45,8 @@ def main() -> None:
     augment = params.augment
 
     with tempfile.TemporaryDirectory() as folder:
-        outputs = Outputs(*(Path(folder) / n for n in ("images.npy", "m.csv", "rejected.csv")))
+        names = ("images.npy", "thumbnails.npy", "m.csv", "rejected.csv")
+        outputs = Outputs(*(Path(folder) / name for name in names))
         prepare(params.data, params.prepare, outputs)  # once, as the prepare stage does
         train = [s for s in read_manifest(outputs.manifest) if s.source == "train"]
         dataset = CachedImages(

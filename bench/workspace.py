@@ -25,6 +25,8 @@ PROJECT_FILES = [
     "data/demo",
     ".gitignore",
 ]
+# The project's DVC settings (the offline page of `dvc plots` among them), over `dvc init`'s.
+DVC_FILES = [".dvc/config", ".dvc/plots_offline.html"]
 # dvc, and the `python` of the stages' commands, from the environment running this one.
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -85,7 +87,8 @@ def copy_project(project: Path, params: dict[str, Any]) -> Path:
     git(["config", "user.email", "bench@example.com"], project)
     git(["config", "user.name", "bench"], project)
     subprocess.run(["dvc", "init", "-q"], cwd=project, env=ENV, check=True)
-    subprocess.run(["dvc", "config", "core.analytics", "false"], cwd=project, env=ENV, check=True)
+    for name in DVC_FILES:
+        shutil.copy2(ROOT / name, project / name)
     git(["add", "-A"], project)
     git(["commit", "-q", "-m", "project"], project)
     return project

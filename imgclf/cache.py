@@ -1,7 +1,8 @@
 """The decoded-image cache: one .npy file of shape (n, size, size, 3), uint8.
 
 It is written as a stream (never all images in memory) and read back row by row with
-positional reads, so neither stage's memory grows with the number of images.
+positional reads, so neither stage's memory grows with the number of images. prepare writes
+its thumbnails (n, 16, 16) the same way.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from imgclf.atomic import atomic_path
 
 
 class CacheWriter:
-    """Append images one at a time; `close()` turns them into the .npy file atomically."""
+    """Append uint8 rows (images) of one shape one at a time; `close()` turns them into the
+    .npy file atomically."""
 
-    def __init__(self, path: Path, image_size: int) -> None:
+    def __init__(self, path: Path, row_shape: tuple[int, ...]) -> None:
         self.path = path
-        self.shape = (image_size, image_size, 3)
+        self.shape = row_shape
         self.count = 0
         self._raw_path = path.with_name(f".{path.name}.raw")
         self._raw_path.parent.mkdir(parents=True, exist_ok=True)
         self._raw = open(self._raw_path, "wb")  # noqa: SIM115 - closed by close() or __exit__
 
     def append(self, image: np.ndarray) -> int:
-        """Write one image; return its row index."""
+        """Write one row; return its index."""
         if image.shape != self.shape or image.dtype != np.uint8:
             raise ValueError(f"expected a uint8 array of shape {self.shape}, got {image.shape}")
         self._raw.write(np.ascontiguousarray(image).tobytes())

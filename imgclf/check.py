@@ -2,9 +2,11 @@
 
 Exact duplicates share a SHA-256 of the file. Near duplicates (a resized or re-encoded copy)
 are found in two steps: difference hashes within `check.near_duplicate_bits` of each other
-propose a pair, and small grey thumbnails of the decoded images confirm it when their mean
-absolute difference is at most `check.near_duplicate_max_diff` (of 255). The hash alone
-would also pair different pictures of a similar layout, such as two handwritten zeros.
+propose a pair, and grey 16 x 16 thumbnails confirm it when their mean absolute difference is
+at most `check.near_duplicate_max_diff` (of 255). The hash alone would also pair different
+pictures of a similar layout, such as two handwritten zeros. prepare makes both from each
+image decoded at a fixed size (imgclf.images.ANALYSIS_SIZE), never from the cache, so the
+verdict does not depend on data.image_size.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
-from imgclf.cache import ImageCache
 from imgclf.config import CheckParams
 from imgclf.samples import Sample, SplitData
+from imgclf.wording import counted
 
 USED_SPLITS = ("train", "val", "test", "predict")
 
@@ -71,7 +72,8 @@ class Findings:
         }
 
 
-def find_problems(data: SplitData, cache: ImageCache, options: CheckParams) -> Findings:
+def find_problems(data: SplitData, thumbnails: np.ndarray, options: CheckParams) -> Findings:
+    """`thumbnails`: prepare's (n, 16, 16) uint8 array, a row per sample index."""
     used = [(s, data.split_of[s.index]) for s in data.samples if s.index in data.split_of]
     findings = Findings()
     for split in USED_SPLITS:
@@ -84,12 +86,12 @@ def find_problems(data: SplitData, cache: ImageCache, options: CheckParams) -> F
     findings.exact = [
         Group("exact", tuple(members)) for members in by_content.values() if len(members) > 1
     ]
-    findings.near = _near_duplicates_across_splits(used, cache, options)
+    findings.near = _near_duplicates_across_splits(used, thumbnails, options)
     return findings
 
 
 def _near_duplicates_across_splits(
-    used: list[tuple[Sample, str]], cache: ImageCache, options: CheckParams
+    used: list[tuple[Sample, str]], thumbnails: np.ndarray, options: CheckParams
 ) -> list[Group]:
     """For each val or test image, the training files that look the same (exact copies are
     reported as such, not again here)."""
@@ -105,21 +107,15 @@ def _near_duplicates_across_splits(
         proposed = [(s, sp) for s, sp in proposed if s.sha256 != sample.sha256]
         if not proposed:
             continue
-        own = _thumbnail(cache.read([sample.index])[0])
-        confirmed = [
-            (s, sp)
-            for s, sp in proposed
-            if np.abs(_thumbnail(cache.read([s.index])[0]) - own).mean()
-            <= options.near_duplicate_max_diff
-        ]
+        own = thumbnails[sample.index].astype(np.int32)
+        theirs = thumbnails[[s.index for s, _ in proposed]].astype(np.int32)
+        # Integer sums: the same on every CPU, whatever order they are added in.
+        differences = np.abs(theirs - own).sum(axis=(1, 2))
+        limit = options.near_duplicate_max_diff * own.size
+        confirmed = [proposed[i] for i in np.flatnonzero(differences <= limit)]
         if confirmed:
             groups.append(Group("near", ((sample, split), *confirmed)))
     return groups
-
-
-def _thumbnail(image: np.ndarray) -> np.ndarray:
-    grey = Image.fromarray(image).convert("L").resize((16, 16), Image.Resampling.BOX)
-    return np.asarray(grey, dtype=np.float32)
 
 
 def report(findings: Findings, leakage_stops: bool) -> str:
@@ -140,7 +136,8 @@ def report(findings: Findings, leakage_stops: bool) -> str:
         f" ({metrics['exact_across_splits']} across splits,"
         f" {metrics['label_conflicts']} under two labels)",
         f"- near-duplicate groups across splits: {metrics['near_duplicate_groups']}",
-        f"- leakage (a picture in train and in val or test): {metrics['leakage_groups']} groups"
+        "- leakage (a picture in train and in val or test): "
+        + counted(metrics["leakage_groups"], "group")
         + (" - the pipeline stops (check.fail_on_leakage)" if leakage_stops else ""),
         "",
     ]

@@ -62,6 +62,17 @@ def per_class_figure(per_class: dict[str, list[dict[str, Any]]], title: str) -> 
     return figure
 
 
+def mistakes_title(model: str, shown: int, mistakes: int) -> str:
+    """The title of `mistakes_figure`: `shown` of the model's `mistakes` on the test split."""
+    if mistakes == 0:
+        return f"{model}: no mistakes on test"
+    if mistakes == 1:
+        return f"{model}: the only mistake on test"
+    if shown == mistakes:
+        return f"{model}: all {mistakes} mistakes on test, the most confident first"
+    return f"{model}: the {shown} most confident of {mistakes} mistakes on test"
+
+
 def mistakes_figure(
     images: np.ndarray,
     true_labels: list[str],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -15,17 +16,26 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".
 # identifies a file); any of them means this file is unusable, not that the run must stop.
 DECODER_ERRORS = (OSError, SyntaxError, ValueError, IndexError, TypeError, EOFError, struct.error)
 
+# Near duplicates are judged on each image decoded at this fixed size, never at
+# data.image_size, so a training parameter cannot change which files are copies.
+ANALYSIS_SIZE = 64
+THUMBNAIL = 16  # side of the grey thumbnail that confirms a near duplicate
+
 
 class UnusableImage(Exception):
     """The file cannot be used as an image; the message is the reason given in the report."""
 
 
-def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode encoded image bytes into a (size, size, 3) uint8 array and the original (w, h),
-    as the picture is shown.
+def decode_image(
+    data: bytes, sizes: Sequence[int], max_pixels: int
+) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """Decode encoded image bytes into one (size, size, 3) uint8 array for each of `sizes`,
+    and the original (w, h), as the picture is shown.
 
     The EXIF orientation is applied, any colour mode becomes RGB (transparency over white),
-    and JPEGs are shrunk while they decode, so a huge photo never sits in memory whole.
+    and JPEGs are shrunk while they decode, so a huge photo never sits in memory whole. How
+    much a JPEG shrinks depends on the size asked for, so each size is decoded on its own
+    (once for sizes that shrink it alike): an image never depends on the other sizes asked.
     """
     if not data:
         raise UnusableImage("empty file (0 bytes)")
@@ -35,25 +45,33 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, t
             # Pillow's own hard limit (twice its default) still refuses a far larger header.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-        if image.width * image.height > max_pixels:
-            raise UnusableImage(
-                f"{image.width} x {image.height} pixels is over prepare.max_image_pixels"
-                f" ({max_pixels}): a decompression bomb or an image far larger than needed"
-            )
-        width, height = image.size
-        image.draft("RGB", (size, size))
-        oriented = ImageOps.exif_transpose(image)
-        if oriented.size != image.size:  # turned by 90 degrees: report the size as shown
-            width, height = height, width
-        image = to_rgb(oriented)
-        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            if image.width * image.height > max_pixels:
+                raise UnusableImage(
+                    f"{image.width} x {image.height} pixels is over prepare.max_image_pixels"
+                    f" ({max_pixels}): a decompression bomb or an image far larger than needed"
+                )
+            original = image.size
+            turned = False
+            decoded: dict[tuple[int, int], Image.Image] = {}  # by the size drafted to
+            images = []
+            for size in sizes:
+                image = Image.open(io.BytesIO(data))
+                image.draft("RGB", (size, size))
+                if image.size not in decoded:
+                    oriented = ImageOps.exif_transpose(image)
+                    turned = oriented.size != image.size  # by 90 degrees: report it as shown
+                    decoded[image.size] = to_rgb(oriented)
+                resized = decoded[image.size].resize(
+                    (size, size), Image.Resampling.BILINEAR, reducing_gap=3.0
+                )
+                images.append(np.asarray(resized, dtype=np.uint8))
     except Image.DecompressionBombError as error:
         raise UnusableImage(f"decompression bomb: {error}") from None
     except Image.UnidentifiedImageError:
         raise UnusableImage("not an image (its content is no format Pillow can read)") from None
     except DECODER_ERRORS as error:
         raise UnusableImage(f"corrupt image: {error or type(error).__name__}") from None
-    return np.asarray(image, dtype=np.uint8), (width, height)
+    return images, (original[::-1] if turned else original)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -72,9 +90,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def dhash(image: np.ndarray) -> int:
-    """64-bit difference hash: close for resized or re-encoded copies of the same picture."""
-    gray = Image.fromarray(image).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
-    pixels = np.asarray(gray, dtype=np.int16)
+def fingerprint(analysis: np.ndarray) -> tuple[int, np.ndarray]:
+    """The 64-bit difference hash and the grey THUMBNAIL x THUMBNAIL thumbnail (uint8) of an
+    image decoded at ANALYSIS_SIZE: close for resized, re-cropped or re-encoded copies of one
+    picture, and the same whatever size the cache is made at."""
+    grey = Image.fromarray(analysis).convert("L")
+    pixels = np.asarray(grey.resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
-    return int(np.packbits(bits).view(">u8")[0])
+    thumbnail = grey.resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
+    return int(np.packbits(bits).view(">u8")[0]), np.asarray(thumbnail, dtype=np.uint8)

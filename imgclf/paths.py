@@ -11,6 +11,7 @@ MODEL_NAMES: tuple[ModelName, ...] = ("scratch", "transfer")
 VALIDATED = Path("data/validated.json")  # what validate found: prepare runs after it
 PREPARED = Path("data/prepared")
 CACHE = PREPARED / "images.npy"
+THUMBNAILS = PREPARED / "thumbnails.npy"  # for near duplicates, at a fixed size
 MANIFEST = PREPARED / "manifest.csv"
 REJECTED = PREPARED / "rejected.csv"
 SPLIT = Path("data/split.csv")

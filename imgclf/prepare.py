@@ -16,7 +16,7 @@ from tqdm import tqdm
 from imgclf.atomic import write_csv
 from imgclf.cache import CacheWriter
 from imgclf.config import DataParams, PrepareParams
-from imgclf.images import UnusableImage, decode_image, dhash
+from imgclf.images import ANALYSIS_SIZE, THUMBNAIL, UnusableImage, decode_image, fingerprint
 from imgclf.layout import Candidate, check_trainable, scan, source_dirs
 from imgclf.samples import Sample, write_manifest
 
@@ -26,6 +26,7 @@ CHUNK = 512  # files decoded per round: bounds the decoded images waiting to be 
 @dataclass(frozen=True)
 class Outputs:
     cache: Path
+    thumbnails: Path  # grey thumbnails at a fixed size, for check's near duplicates
     manifest: Path
     rejected: Path
 
@@ -35,12 +36,15 @@ class Decoded:
     candidate: Candidate
     sha256: str
     image: np.ndarray | None  # None when rejected
+    thumbnail: np.ndarray | None
+    dhash: int
     size: tuple[int, int]
     reason: str
 
 
 def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
-    """Scan data.root, decode and resize each image into the cache; return counts for metrics."""
+    """Scan data.root, decode and resize each image into the cache, and fingerprint it for
+    near duplicates at a fixed size; return counts for metrics."""
     found = scan(data)
     for warning in found.warnings:
         print(f"warning: {warning}")
@@ -49,7 +53,10 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
     root = Path(data.root)
     tasks = ((root, c, data.image_size, options.max_image_pixels) for c in found.candidates)
     workers = min(os.cpu_count() or 1, 8)
-    with CacheWriter(outputs.cache, data.image_size) as cache:
+    with (
+        CacheWriter(outputs.cache, (data.image_size, data.image_size, 3)) as cache,
+        CacheWriter(outputs.thumbnails, (THUMBNAIL, THUMBNAIL)) as thumbnails,
+    ):
         with (
             ProcessPoolExecutor(workers) as pool,
             tqdm(total=len(found.candidates), desc="prepare", unit="img") as progress,
@@ -60,6 +67,7 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
                     if item.image is None:
                         rejected.append((item.candidate.path, item.reason))
                         continue
+                    thumbnails.append(item.thumbnail)
                     samples.append(
                         Sample(
                             index=cache.append(item.image),
@@ -69,7 +77,7 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
                             width=item.size[0],
                             height=item.size[1],
                             sha256=item.sha256,
-                            dhash=f"{dhash(item.image):016x}",
+                            dhash=f"{item.dhash:016x}",
                         )
                     )
         # The report is written even when the data turns out unusable below: it says why.
@@ -95,13 +103,14 @@ def _load(task: tuple[Path, Candidate, int, int]) -> Decoded:
     try:
         data = (root / candidate.path).read_bytes()
     except OSError as error:
-        return Decoded(candidate, "", None, (0, 0), f"unreadable: {error.strerror}")
+        return Decoded(candidate, "", None, None, 0, (0, 0), f"unreadable: {error.strerror}")
     digest = hashlib.sha256(data).hexdigest()
     try:
-        image, original_size = decode_image(data, size, max_pixels)
+        (image, analysis), original_size = decode_image(data, (size, ANALYSIS_SIZE), max_pixels)
     except UnusableImage as reason:
-        return Decoded(candidate, digest, None, (0, 0), str(reason))
-    return Decoded(candidate, digest, image, original_size, "")
+        return Decoded(candidate, digest, None, None, 0, (0, 0), str(reason))
+    dhash, thumbnail = fingerprint(analysis)
+    return Decoded(candidate, digest, image, thumbnail, dhash, original_size, "")
 
 
 def _classes_without_images(

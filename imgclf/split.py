@@ -10,6 +10,7 @@ from sklearn.model_selection import train_test_split
 from imgclf.config import SplitParams
 from imgclf.errors import UserError
 from imgclf.samples import Sample
+from imgclf.wording import counted
 
 
 def assign_splits(samples: list[Sample], options: SplitParams, seed: int) -> dict[int, str]:
@@ -52,8 +53,8 @@ def _carve(
     too_small = sorted(label for label, n in sizes.items() if n < 2 or n * fraction < 0.5)
     if too_small:
         raise UserError(
-            f"class {too_small[0]!r} has only {sizes[too_small[0]]} training images, too few "
-            f"to split off a {name} set: add images, or add a {name}/ folder, or raise "
+            f"class {too_small[0]!r} has only {counted(sizes[too_small[0]], 'training image')},"
+            f" too few to split off a {name} set: add images, or add a {name}/ folder, or raise "
             f"split.{name}_fraction"
         )
     try:

@@ -48,6 +48,7 @@ from imgclf.runtime import (
     world_size,
 )
 from imgclf.samples import SplitData, load_split_data
+from imgclf.wording import counted
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
 
@@ -156,7 +157,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
             write_history(name, progress)
             save_resumable(run, progress)
     if progress.stale_epochs >= patience and is_main_process():
-        print(f"{name}: stopped early, no better validation loss in {patience} epochs")
+        print(f"{name}: stopped early, no better validation loss in {counted(patience, 'epoch')}")
 
     kept = progress.history[progress.best_epoch - 1]
     metrics = {
@@ -198,9 +199,13 @@ def write_outputs(
     write_json(paths.provenance(stage), {name: record})
     write_json(paths.timing(stage), {name: timing})
     figure = paths.PLOTS / f"learning_curves_{name}.png"
-    options = run.params.model(name)
     save_figure(
-        learning_curves_figure(progress.history, progress.best_epoch, f"{name} ({options.arch})"),
+        learning_curves_figure(
+            progress.history,
+            progress.best_epoch,
+            curves_title(name, run.params),
+            len(run.data.classes),
+        ),
         figure,
     )
     print(
@@ -209,6 +214,18 @@ def write_outputs(
         f"{paths.checkpoint(name)}, {paths.train_metrics(name)}, {figure}",
         flush=True,
     )
+
+
+def curves_title(name: ModelName, params: Params) -> str:
+    """Which model, its architecture and the peak learning rate it trained with (and its
+    backbone's, where that differs)."""
+    options = params.model(name)
+    lr = params.train.lr * options.lr_mult
+    title = f"{name} ({options.arch}), lr {lr:g}"
+    transfer = isinstance(options, TransferParams) and not options.freeze_backbone
+    if transfer and options.backbone_lr_mult != 1:
+        title += f", backbone lr {lr * options.backbone_lr_mult:g}"
+    return title
 
 
 def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.device) -> Run:

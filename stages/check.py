@@ -1,6 +1,8 @@
 """Look for duplicates, leakage and label conflicts before any training, and draw the data:
 images per class and split, and a few images of every class."""
 
+import numpy as np
+
 from imgclf import paths
 from imgclf.atomic import write_csv, write_json, write_text
 from imgclf.cache import ImageCache
@@ -10,6 +12,7 @@ from imgclf.config import load_params
 from imgclf.errors import UserError, exit_on_user_error
 from imgclf.plots import save_figure
 from imgclf.samples import SPLITS, load_split_data
+from imgclf.wording import counted
 
 SAMPLES_PER_CLASS = 8
 
@@ -19,7 +22,7 @@ def main() -> None:
     params = load_params()
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     cache = ImageCache(paths.CACHE)
-    findings = find_problems(data, cache, params.check)
+    findings = find_problems(data, np.load(paths.THUMBNAILS, mmap_mode="r"), params.check)
     write_text(paths.CHECK_DIR / "report.md", report(findings, params.check.fail_on_leakage))
     write_csv(
         paths.CHECK_DIR / "duplicates.csv",
@@ -47,15 +50,16 @@ def main() -> None:
     )
     leaking = findings.leaking
     print(
-        f"check: {len(findings.exact)} exact and {len(findings.near)} near-duplicate groups, "
-        f"{len(leaking)} leaking across splits; details in {paths.CHECK_DIR / 'report.md'}"
+        f"check: {len(findings.exact)} exact and "
+        + counted(len(findings.near), "near-duplicate group")
+        + f", {len(leaking)} leaking across splits; details in {paths.CHECK_DIR / 'report.md'}"
     )
     if leaking and params.check.fail_on_leakage:
         listed = "; ".join(
             " = ".join(f"{sample.path} ({split})" for sample, split in group.members)
             for group in leaking[:5]
         )
-        more = f" and {len(leaking) - 5} more groups" if len(leaking) > 5 else ""
+        more = f" and {counted(len(leaking) - 5, 'more group')}" if len(leaking) > 5 else ""
         raise UserError(
             f"leakage between splits (check.fail_on_leakage is true): {listed}{more}. "
             "Remove the copies from one side, or set check.fail_on_leakage: false"

@@ -7,7 +7,12 @@ from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import confident_mistakes, load_trained, predict, score
-from imgclf.evaluate_plots import confusion_figure, mistakes_figure, per_class_figure
+from imgclf.evaluate_plots import (
+    confusion_figure,
+    mistakes_figure,
+    mistakes_title,
+    per_class_figure,
+)
 from imgclf.plots import save_figure
 from imgclf.runtime import describe_runtime, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
@@ -65,9 +70,7 @@ def main() -> None:
                 [data.classes[t] for t in targets[worst]],
                 [data.classes[p] for p in scores.predicted[worst]],
                 confidence,
-                f"{name} ({arch}): the {len(worst)} most confident of {wrong} mistakes on test"
-                if wrong
-                else f"{name} ({arch}): no mistakes on test",
+                mistakes_title(f"{name} ({arch})", len(worst), wrong),
             ),
             paths.PLOTS / f"mistakes_{name}.png",
         )

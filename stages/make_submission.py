@@ -9,6 +9,7 @@ from imgclf.evaluate import load_trained, predict
 from imgclf.runtime import pin_cpu_arithmetic
 from imgclf.samples import read_manifest
 from imgclf.submission import choose_model, labels_file, score_against, submission_id
+from imgclf.wording import counted
 
 
 @exit_on_user_error
@@ -45,14 +46,16 @@ def main() -> None:
     metrics["scored"] = bool(truth and rows)
     if truth and rows:
         metrics |= score_against(rows, truth, options)
-        verdict = f"accuracy {metrics['acc']:.4f} on {metrics['scored_images']} against {truth}"
+        scored = counted(int(metrics["scored_images"]), "image")
+        verdict = f"accuracy {metrics['acc']:.4f} on {scored} against {truth}"
     elif truth:
         verdict = "nothing to score"
     else:
         verdict = f"unscored: no labels file (submission.labels_file: {options.labels_file})"
     write_json(paths.METRICS / "submission.json", {"submission": metrics})
     print(
-        f"make_submission: {len(rows)} rows by the {chosen} model in {paths.SUBMISSION}; {verdict}"
+        f"make_submission: {counted(len(rows), 'row')} by the {chosen} model in "
+        f"{paths.SUBMISSION}; {verdict}"
     )
 
 

@@ -10,9 +10,8 @@ from imgclf.prepare import Outputs, prepare
 @exit_on_user_error
 def main() -> None:
     params = load_params()
-    counts = prepare(
-        params.data, params.prepare, Outputs(paths.CACHE, paths.MANIFEST, paths.REJECTED)
-    )
+    outputs = Outputs(paths.CACHE, paths.THUMBNAILS, paths.MANIFEST, paths.REJECTED)
+    counts = prepare(params.data, params.prepare, outputs)
     write_json(paths.METRICS / "prepare.json", counts)
 
 

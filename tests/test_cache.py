@@ -14,7 +14,7 @@ def test_rows_read_back_as_written_and_np_load_agrees(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     path = tmp_path / "images.npy"
-    with CacheWriter(path, 8) as writer:
+    with CacheWriter(path, (8, 8, 3)) as writer:
         for image in images:
             writer.append(image)
     cache = ImageCache(path)
@@ -26,10 +26,10 @@ def test_rows_read_back_as_written_and_np_load_agrees(tmp_path: Path) -> None:
 
 def test_a_failure_while_writing_keeps_the_old_cache(tmp_path: Path) -> None:
     path = tmp_path / "images.npy"
-    with CacheWriter(path, 4) as writer:
+    with CacheWriter(path, (4, 4, 3)) as writer:
         writer.append(np.zeros((4, 4, 3), np.uint8))
     before = path.read_bytes()
-    with pytest.raises(RuntimeError), CacheWriter(path, 4) as writer:
+    with pytest.raises(RuntimeError), CacheWriter(path, (4, 4, 3)) as writer:
         writer.append(np.ones((4, 4, 3), np.uint8))
         raise RuntimeError("killed")
     assert path.read_bytes() == before

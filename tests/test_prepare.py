@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from imgclf.config import Params
-from imgclf.images import UnusableImage, decode_image
+from imgclf.images import ANALYSIS_SIZE, UnusableImage, decode_image
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import Sample, read_manifest
 from tests.conftest import ROOT, read_yaml, run
@@ -30,6 +30,7 @@ from tests.dirty import (
     WHITE,
     gradient,
     make_dirty_folder,
+    picture,
     png_claiming,
 )
 
@@ -52,7 +53,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     params = Params.model_validate(read_yaml(ROOT / "params.yaml"))
     data = params.data.model_copy(update={"root": str(make_dirty_folder(base)), "image_size": SIZE})
     outputs = Outputs(
-        base / "prepared/images.npy", base / "prepared/manifest.csv", base / "prepared/rejected.csv"
+        base / "prepared/images.npy",
+        base / "prepared/thumbnails.npy",
+        base / "prepared/manifest.csv",
+        base / "prepared/rejected.csv",
     )
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         metrics = prepare(data, params.prepare, outputs)
@@ -143,14 +147,14 @@ def test_a_huge_jpeg_is_shrunk_while_it_decodes(tmp_path: Path) -> None:
     measure = textwrap.dedent(
         r"""
         import re, sys
-        from imgclf.images import decode_image
+        from imgclf.images import ANALYSIS_SIZE, decode_image
 
         def peak():  # in KiB
             return int(re.search(r"VmHWM:\s*(\d+)", open("/proc/self/status").read())[1])
 
         data = open(sys.argv[1], "rb").read()
         before = peak()
-        decode_image(data, 32, 10**8)
+        decode_image(data, [32, ANALYSIS_SIZE], 10**8)  # as prepare does
         print((peak() - before) * 1024)
         """
     )
@@ -158,18 +162,37 @@ def test_a_huge_jpeg_is_shrunk_while_it_decodes(tmp_path: Path) -> None:
     assert grown < 16 * 2**20, f"decoding grew the peak memory by {grown / 2**20:.0f} MiB"
 
 
+def test_the_analysis_image_of_a_jpeg_does_not_depend_on_the_cache_size() -> None:
+    """A JPEG shrinks while it decodes by a factor chosen from the size asked for (here 8 for
+    16 px, 2 for 128 px, 4 for ANALYSIS_SIZE): the analysis image is decoded for its own size."""
+    encoded = io.BytesIO()
+    picture(3, size=400).save(encoded, "JPEG", quality=90)
+    (_, small), _ = decode_image(encoded.getvalue(), [16, ANALYSIS_SIZE], 10**8)
+    (_, large), _ = decode_image(encoded.getvalue(), [128, ANALYSIS_SIZE], 10**8)
+    (alone,), _ = decode_image(encoded.getvalue(), [ANALYSIS_SIZE], 10**8)
+    assert np.array_equal(small, alone) and np.array_equal(large, alone)
+    assert small.shape == (ANALYSIS_SIZE, ANALYSIS_SIZE, 3)
+
+
+def test_the_thumbnails_are_written_beside_the_cache(prepared: Prepared) -> None:
+    thumbnails = np.load(prepared.outputs.thumbnails)
+    assert thumbnails.dtype == np.uint8 and thumbnails.shape == (len(KEPT), 16, 16)
+    grey = thumbnails[prepared.kept["train/cat/grayscale.png"].index]
+    assert (grey == 100).all()
+
+
 def test_max_image_pixels_rejects_a_real_image_and_names_the_parameter() -> None:
     encoded = io.BytesIO()
     Image.new("RGB", (200, 100)).save(encoded, "PNG")
-    decode_image(encoded.getvalue(), 8, 20_000)
+    decode_image(encoded.getvalue(), [8], 20_000)
     with pytest.raises(UnusableImage, match=r"200 x 100 pixels is over prepare\.max_image_pixels"):
-        decode_image(encoded.getvalue(), 8, 19_999)
+        decode_image(encoded.getvalue(), [8], 19_999)
 
 
 def test_max_image_pixels_rules_below_pillows_own_hard_limit() -> None:
     header_only = png_claiming(10_000, 9_500)  # 95 M pixels: over Pillow's warning level
     with pytest.raises(UnusableImage) as raised:
-        decode_image(header_only, 8, 100_000_000)
+        decode_image(header_only, [8], 100_000_000)
     assert "bomb" not in str(raised.value)  # allowed by the parameter: rejected as truncated
     with pytest.raises(UnusableImage, match=r"over prepare\.max_image_pixels"):
-        decode_image(header_only, 8, 50_000_000)
+        decode_image(header_only, [8], 50_000_000)

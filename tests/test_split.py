@@ -50,9 +50,10 @@ def test_a_test_folder_is_kept_and_only_val_is_carved(make_params) -> None:
     assert split[200] == "predict"
 
 
-def test_a_class_too_small_to_split_is_named(make_params) -> None:
-    data = samples({"big": 50, "tiny": 2})
-    with pytest.raises(UserError, match="class 'tiny' has only 2 training images"):
+@pytest.mark.parametrize(("size", "words"), [(2, "2 training images,"), (1, "1 training image,")])
+def test_a_class_too_small_to_split_is_named(make_params, size: int, words: str) -> None:
+    data = samples({"big": 50, "tiny": size})
+    with pytest.raises(UserError, match=f"class 'tiny' has only {words} too few"):
         assign_splits(data, make_params().split, 0)
 
 

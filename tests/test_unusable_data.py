@@ -24,6 +24,7 @@ def prepare_here(root: Path, make_params, **overrides) -> dict:
     params = make_params(data__root=str(root), data__image_size=16, **overrides)
     outputs = Outputs(
         root.parent / "prepared/images.npy",
+        root.parent / "prepared/thumbnails.npy",
         root.parent / "prepared/manifest.csv",
         root.parent / "prepared/rejected.csv",
     )
@@ -77,7 +78,7 @@ def test_a_class_too_small_to_split_is_named(tmp_path: Path, make_params) -> Non
     root = write_data_set(tmp_path / "data", {"train/big": 20, "train/tiny": 1})
     prepare_here(root, make_params)
     samples = read_manifest(tmp_path / "prepared/manifest.csv")
-    with pytest.raises(UserError, match="class 'tiny' has only 1 training images"):
+    with pytest.raises(UserError, match="class 'tiny' has only 1 training image, too few"):
         assign_splits(samples, make_params().split, 0)
 
 
@@ -87,7 +88,8 @@ def test_failing_on_an_unusable_data_set_keeps_the_previous_outputs(
     root = write_data_set(tmp_path / "data", {"train/a": 3, "train/b": 3})
     prepare_here(root, make_params)
     prepared = tmp_path / "prepared"
-    before = {name: (prepared / name).read_bytes() for name in ("images.npy", "manifest.csv")}
+    kept = ("images.npy", "thumbnails.npy", "manifest.csv")
+    before = {name: (prepared / name).read_bytes() for name in kept}
     shutil.rmtree(root / "train/b")
     with pytest.raises(UserError, match="only one class"):
         prepare_here(root, make_params)
@@ -96,6 +98,7 @@ def test_failing_on_an_unusable_data_set_keeps_the_previous_outputs(
         "images.npy",
         "manifest.csv",
         "rejected.csv",
+        "thumbnails.npy",
     ]
 
 

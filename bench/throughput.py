@@ -1,7 +1,12 @@
-"""Training throughput against its bound: each model's real training steps (cache, loader,
-augmentation, the step) in images per second, and the same steps fed a synthetic batch
-already on the device, the most the input path could reach. On CUDA: bf16 autocast and
-channels-last, as in training; --compile adds torch.compile.
+"""Training throughput against its bound, for both models, measured in one run:
+
+- real steps: the training input path (batches held on the device or streamed, as
+  train.data_on_device decides, augmentation on the device) and the optimisation step;
+- the bound: the same step fed one augmented batch already on the device, over and over;
+- their ratio; and with --stage, the training stage itself, end to end (validation,
+  checkpoints and start-up included): epochs x training images / stage wall time.
+
+With --compile the model is compiled first, and the compile time is reported on its own.
 
     python bench/throughput.py --data ../shared/datasets/intel-scenes --profile gpu [--compile]
 """
@@ -9,9 +14,12 @@ channels-last, as in training; --compile adds torch.compile.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -20,38 +28,64 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 import torch
 
 from bench.machine import describe, images_per_second, run_measured
-from bench.workspace import copy_project, load_profile
+from bench.workspace import copy_project, load_profile, write_params
 from imgclf import paths
 from imgclf.config import load_params
-from imgclf.predict import to_model_input
-from imgclf.runtime import configure, pick_device
+from imgclf.loader import Batch, Batches
+from imgclf.runtime import configure, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run, train_step, training_input, wrap
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+WARMUP = 5  # steps before the clock starts (after compiling, if asked)
 
 
-def measure(name: str, steps: int) -> tuple[float, float]:
+def endless(batches: Batches) -> Iterator[Batch]:
+    """Epoch after epoch of training batches, as training draws them."""
+    epoch = 1
+    while True:
+        yield from batches.epoch(epoch)
+        epoch += 1
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(name: str, steps: int) -> dict[str, float]:
+    """Real and bound images/s of one model's training step, and its first step's seconds
+    (which include torch.compile's compiling when it is on)."""
     params = load_params()
+    pin_cpu_arithmetic(params.train)
     device = pick_device(params.train.device)
     configure(params.train, device)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)
     net = wrap(run.model, params, device)
     net.train()
-    rng = torch.Generator().manual_seed(0)
+    rng = torch.Generator(device).manual_seed(0)
+    size = run.model.input_size
 
     def real(batch: Batch) -> None:
-        inputs = training_input(batch[0], device, params.augment, rng)
-        train_step(run, net, inputs, batch[1].to(device, non_blocking=True))
+        train_step(run, net, training_input(batch[0], params.augment, rng, size), batch[1])
 
-    images, targets = next(iter(run.train_loader))
-    synthetic = (
-        to_model_input(images, device).contiguous(memory_format=torch.channels_last),
-        targets.to(device),
-    )
-    real_rate = images_per_second(real, islice(run.train_loader, steps))
-    bound = images_per_second(lambda batch: train_step(run, net, *batch), [synthetic] * steps)
-    return real_rate, bound
+    batches = endless(run.train_batches)
+    first = next(batches)
+    started = time.perf_counter()
+    real(first)
+    synchronize(device)
+    first_step = time.perf_counter() - started
+    real_rate = images_per_second(real, islice(batches, WARMUP + steps), WARMUP)
+    synthetic = (training_input(first[0], params.augment, rng, size), first[1])
+    bound = images_per_second(lambda b: train_step(run, net, *b), [synthetic] * (WARMUP + steps))
+    return {"real": real_rate, "bound": bound, "first_step_s": first_step}
+
+
+def stage_rate(project: Path, name: str) -> float:
+    """The training stage end to end: epochs x training images / stage wall seconds."""
+    seconds, _ = run_measured([sys.executable, "-m", f"stages.train_{name}"], project)
+    trained = json.loads((project / paths.train_metrics(name)).read_text())[name]
+    images = len(load_split_data(project / paths.MANIFEST, project / paths.SPLIT).indices("train"))
+    return trained["epochs_trained"] * images / seconds
 
 
 def main() -> None:
@@ -59,30 +93,40 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--profile", default="gpu")
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=300, help="timed steps, after warm-up")
+    parser.add_argument("--stage", action="store_true", help="also run each training stage")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    profile = load_profile(args.profile)
+    profile = load_profile(args.profile) | dict(setting.split("=", 1) for setting in args.set)
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(
             Path(folder) / "project",
-            {
-                **profile,
-                "data.root": str(args.data.resolve()),
-                "train.compile": args.compile,
-                # the speed is the same; a one-cycle schedule would end before `--steps` do
-                "train.schedule": "constant",
-            },
+            {**profile, "data.root": str(args.data.resolve()), "train.compile": args.compile},
         )
         run_measured(["dvc", "repro", "split"], project)
         os.chdir(project)
+        params_file = project / "params.yaml"
+        as_profiled = params_file.read_text()
+        # The step costs the same at any learning rate; a one-cycle schedule would end first.
+        write_params(params_file, params_file, {"train.schedule": "constant"})
         rows = {name: measure(name, args.steps) for name in paths.MODEL_NAMES}
+        params_file.write_text(as_profiled)
+        if args.stage:
+            for name in paths.MODEL_NAMES:
+                rows[name]["stage"] = stage_rate(project, name)
     print(
-        f"Training images/s, profile {args.profile}, torch.compile"
-        f" {'on' if args.compile else 'off'} ({describe()}):\n\n"
-        "| model | real input path | synthetic batch on the device | ratio |\n|---|---|---|---|"
+        f"Training images/s, profile {args.profile} {' '.join(args.set)}, {args.steps} steps "
+        f"after {WARMUP} of warm-up, torch.compile {'on' if args.compile else 'off'} "
+        f"({describe()}):\n\n"
+        "| model | real steps | synthetic batch on the device (bound) | ratio | first step s "
+        "| training stage, end to end |\n|---|---|---|---|---|---|"
     )
-    for name, (real_rate, bound) in rows.items():
-        print(f"| {name} | {real_rate:.0f} | {bound:.0f} | {real_rate / bound:.0%} |")
+    for name, row in rows.items():
+        stage = f"{row['stage']:.0f}" if "stage" in row else "not run (--stage)"
+        print(
+            f"| {name} | {row['real']:.0f} | {row['bound']:.0f} | {row['real'] / row['bound']:.2f} "
+            f"| {row['first_step_s']:.1f} | {stage} |"
+        )
 
 
 if __name__ == "__main__":

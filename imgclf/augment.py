@@ -23,34 +23,38 @@ def is_identity(params: AugmentParams) -> bool:
 
 
 def random_affine(
-    images: torch.Tensor, params: AugmentParams, generator: torch.Generator
+    images: torch.Tensor, params: AugmentParams, generator: torch.Generator, size: int
 ) -> torch.Tensor:
-    """Augment a float batch (N, C, H, W); the random draws come from `generator` (on the CPU)."""
+    """Augment a float batch (N, C, H, W) and resample it straight to `size` x `size`, in one
+    pass. The random draws come from `generator`, which lives on the batch's device, so no
+    step waits for the host."""
     if is_identity(params):
         return images
-    n = images.shape[0]
+    n, device = images.shape[0], images.device
 
     def uniform(limit: float) -> torch.Tensor:
-        return (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * limit
+        draw = torch.rand(n, generator=generator, dtype=torch.float64, device=device)
+        return (draw * 2 - 1) * limit
 
     angle = uniform(math.radians(params.rotation))
     shear = uniform(math.radians(params.shear))
     zoom_x, zoom_y = 1 + uniform(params.zoom), 1 + uniform(params.zoom)
     shift_x, shift_y = 2 * uniform(params.width_shift), 2 * uniform(params.height_shift)
-    flip = torch.ones(n, dtype=torch.float64)
+    flip = torch.ones(n, dtype=torch.float64, device=device)
     if params.horizontal_flip:
-        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).double()
+        heads = torch.rand(n, generator=generator, device=device) < 0.5
+        flip = torch.where(heads, -1.0, 1.0).double()
 
     # Output-to-input map in normalised coordinates: rotation @ shear @ zoom (with the flip).
     cos, sin = torch.cos(angle), torch.sin(angle)
     a = torch.stack([cos, -sin, sin, cos], dim=1).view(n, 2, 2)
-    s = torch.stack(
-        [torch.ones(n), -torch.sin(shear), torch.zeros(n), torch.cos(shear)], dim=1
-    ).view(n, 2, 2)
+    ones, zeros = torch.ones_like(shear), torch.zeros_like(shear)
+    s = torch.stack([ones, -torch.sin(shear), zeros, torch.cos(shear)], dim=1).view(n, 2, 2)
     z = torch.diag_embed(torch.stack([zoom_x * flip, zoom_y], dim=1))
     theta = torch.cat([a @ s @ z, torch.stack([shift_x, shift_y], dim=1).unsqueeze(2)], dim=2)
-    theta = theta.to(device=images.device, dtype=images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = F.affine_grid(
+        theta.to(images.dtype), [n, images.shape[1], size, size], align_corners=False
+    )
     return F.grid_sample(
         images, grid, mode="bilinear", padding_mode=PADDING[params.fill_mode], align_corners=False
     )

@@ -81,6 +81,7 @@ class TrainParams(Section):
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
     schedule: Literal["onecycle", "cosine", "constant"]
     num_workers: Annotated[int, Field(ge=0)]
+    data_on_device: Literal["auto"] | bool
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
     cpu_threads: Annotated[int, Field(ge=1, le=1024)]

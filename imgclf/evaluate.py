@@ -18,7 +18,7 @@ from sklearn.metrics import (
 
 from imgclf import checkpoint
 from imgclf.cache import ImageCache
-from imgclf.loader import CachedImages, make_loader
+from imgclf.loader import CachedImages, make_batches
 from imgclf.models import Classifier, build_model
 from imgclf.predict import predict_logits
 from imgclf.runtime import pick_device
@@ -46,8 +46,8 @@ def predict(
     device = pick_device("auto")
     model = trained.model.to(device, memory_format=torch.channels_last)
     dataset = CachedImages(cache, indices, np.zeros(len(indices), dtype=np.int64))
-    loader = make_loader(dataset, batch_size, shuffle=False, seed=0)
-    logits, _ = predict_logits(model, loader, device, tta_flip=tta_flip)
+    batches = make_batches(dataset, batch_size, shuffle=False, seed=0, device=device)
+    logits, _ = predict_logits(model, batches.epoch(0), device, tta_flip=tta_flip)
     return logits
 
 

@@ -1,12 +1,23 @@
-"""Batches of cached images as uint8 tensors; augmentation happens later, on the device."""
+"""Batches of cached images as uint8 tensors; augmentation happens later, on the device.
+
+Two ways to the same batches: held on the device (GPU memory, or RAM on the CPU) and sliced
+there, with no loader in the hot loop; or streamed from the cache file by a DataLoader, with
+memory flat in the number of images. Both take their order from the same samplers, so a
+run's batches, and its results, do not depend on which one the machine could afford.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from imgclf.cache import ImageCache
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, H, W, C), int64 class ids
 
 
 class CachedImages(Dataset):
@@ -47,30 +58,99 @@ class Shard(Sampler[int]):
         return len(self.positions)
 
 
-def make_loader(
+def to_model_input(images: torch.Tensor) -> torch.Tensor:
+    """A uint8 (N, H, W, C) batch as a model reads it: float (N, C, H, W), 0 to 255. The
+    permuted view keeps the pixels in channels-last order, which convolutions prefer."""
+    return images.permute(0, 3, 1, 2).float()
+
+
+class Batches(Protocol):
+    """One split's batches for this process, in the order of `epoch`'s shuffle."""
+
+    images: int  # this process's images per epoch
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[Batch]: ...
+
+
+class StreamedBatches:
+    """Batches read from the cache file by a DataLoader and moved to the device."""
+
+    def __init__(self, loader: DataLoader, device: torch.device) -> None:
+        self.loader, self.device = loader, device
+        self.images = len(loader.sampler)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(epoch)
+        for images, targets in self.loader:
+            yield (
+                images.to(self.device, non_blocking=True),
+                targets.to(self.device, non_blocking=True),
+            )
+
+
+class DeviceBatches:
+    """The split's images loaded once onto the device; each epoch's order (the sampler's,
+    one small copy per epoch) indexes them there, so a step never waits for the host."""
+
+    def __init__(
+        self, dataset: CachedImages, sampler: Sampler[int], batch_size: int, device: torch.device
+    ) -> None:
+        self.sampler, self.batch_size, self.device = sampler, batch_size, device
+        self.pixels = torch.from_numpy(dataset.cache.read(dataset.indices)).to(device)
+        self.targets = dataset.targets.to(device)
+        self.images = len(sampler)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return -(-self.images // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+        order = torch.tensor(list(self.sampler), dtype=torch.int64).to(self.device)
+        for start in range(0, self.images, self.batch_size):
+            rows = order[start : start + self.batch_size]
+            yield self.pixels.index_select(0, rows), self.targets.index_select(0, rows)
+
+
+def cache_bytes(cache: ImageCache, rows: Sequence[int] | np.ndarray) -> int:
+    """Memory that `rows` of the cache take as one uint8 tensor."""
+    return len(rows) * int(np.prod(cache.shape[1:]))
+
+
+def make_batches(
     dataset: CachedImages,
     batch_size: int,
     shuffle: bool,
     seed: int,
+    device: torch.device,
+    on_device: bool = False,
     rank: int = 0,
     world_size: int = 1,
     num_workers: int = 0,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """Training loaders shuffle with `seed` (call `sampler.set_epoch` each epoch) and each
-    rank reads its own shard; evaluation loaders keep the order."""
+) -> Batches:
+    """Training batches are shuffled with `seed` anew each epoch and each rank takes its own
+    shard; evaluation batches keep the order. `on_device` holds the images on the device."""
     if shuffle:
         sampler: Sampler[int] = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
         )
     else:
         sampler = Shard(len(dataset), rank, world_size)
-    return DataLoader(
+    if on_device:
+        return DeviceBatches(dataset, sampler, batch_size, device)
+    loader = DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         collate_fn=_as_is,
         num_workers=num_workers,
-        pin_memory=pin_memory,
+        pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0,
     )
+    return StreamedBatches(loader, device)

@@ -1,63 +1,55 @@
-"""Run a model over a loader: logits for evaluation, validation and the submission."""
+"""Run a model over batches: logits for evaluation and the submission, loss and accuracy for
+validation."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
-
-def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, C) from the loader to float (N, C, H, W) on the device.
-
-    The permuted view keeps the pixels in channels-last order, which convolutions prefer.
-    """
-    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-
-
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 mixed precision on CUDA; plain float32 on the CPU."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+from imgclf.loader import Batch, to_model_input
+from imgclf.runtime import autocast
 
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, loader: DataLoader, device: torch.device, tta_flip: bool = False
+    model: nn.Module, batches: Iterable[Batch], device: torch.device, tta_flip: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 logits and targets for every batch of `loader`, in order, on the CPU.
-    `tta_flip` averages the predictions of each image and its mirror image."""
+    """Float32 logits and targets of every batch, in order, on the CPU. `tta_flip` averages
+    the predictions of each image and its mirror image."""
     model.eval()
     all_logits, all_targets = [], []
-    for images, targets in loader:
-        inputs = to_model_input(images, device)
+    for images, targets in batches:
+        inputs = to_model_input(images.to(device, non_blocking=True))
         with autocast(device):
             logits = model(inputs).float()
             if tta_flip:
                 logits = (logits + model(inputs.flip(3)).float()) / 2
-        all_logits.append(logits.cpu())
+        all_logits.append(logits)
         all_targets.append(targets)
     if not all_logits:
         return torch.empty(0), torch.empty(0, dtype=torch.long)
-    return torch.cat(all_logits), torch.cat(all_targets)
+    return torch.cat(all_logits).cpu(), torch.cat(all_targets).cpu()
 
 
+@torch.no_grad()
 def loss_and_accuracy(
-    model: nn.Module, loader: DataLoader, device: torch.device
+    model: nn.Module, batches: Iterable[Batch], device: torch.device
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy, summed over every rank's shard when distributed."""
-    logits, targets = predict_logits(model, loader, device)
-    totals = torch.tensor(
-        [
-            F.cross_entropy(logits, targets, reduction="sum").item() if len(targets) else 0.0,
-            (logits.argmax(1) == targets).sum().item() if len(targets) else 0.0,
-            float(len(targets)),
-        ],
-        dtype=torch.float64,
-        device=device,
-    )
+    """Mean cross-entropy and accuracy, summed on the device (over every rank's shard when
+    distributed) and read back once."""
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, images
+    for images, targets in batches:
+        with autocast(device):
+            logits = model(to_model_input(images)).float()
+        sums[0] += F.cross_entropy(logits, targets, reduction="sum")
+        sums[1] += (logits.argmax(1) == targets).sum()
+        sums[2] += len(targets)
     if dist.is_initialized():
-        dist.all_reduce(totals)
-    loss_sum, correct, count = totals.tolist()
+        dist.all_reduce(sums)
+    loss_sum, correct, count = sums.tolist()
     return loss_sum / count, correct / count

@@ -89,6 +89,25 @@ def configure(train: TrainParams, device: torch.device) -> None:
     torch.backends.cudnn.allow_tf32 = True
 
 
+# Share of the free GPU memory the training data may take when train.data_on_device is auto;
+# the rest is the model's, its activations' and the optimizer's.
+DATA_SHARE_OF_GPU = 0.25
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether `nbytes` of training images fit comfortably on `device`. On the CPU the
+    streaming loader is as fast (bench/loader.py) and keeps memory flat: never."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DATA_SHARE_OF_GPU * free
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 mixed precision on CUDA; plain float32 on the CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def derive_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from (seed, epoch, rank, ...)."""
     state = np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)

@@ -19,7 +19,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from imgclf import checkpoint, paths
@@ -27,16 +26,18 @@ from imgclf.atomic import write_csv, write_json
 from imgclf.augment import random_affine
 from imgclf.cache import ImageCache
 from imgclf.config import AugmentParams, Params, TransferParams
-from imgclf.loader import CachedImages, make_loader
+from imgclf.loader import Batches, CachedImages, cache_bytes, make_batches, to_model_input
 from imgclf.models import Classifier, build_model
 from imgclf.paths import ModelName
 from imgclf.plots import learning_curves_figure, save_figure
-from imgclf.predict import autocast, loss_and_accuracy, to_model_input
+from imgclf.predict import loss_and_accuracy
 from imgclf.runtime import (
+    autocast,
     barrier,
     configure,
     derive_seed,
     describe_runtime,
+    fits_on_device,
     is_main_process,
     launch_torchrun,
     peak_rss_mb,
@@ -85,8 +86,8 @@ class Run:
     model: Classifier
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    train_loader: DataLoader
-    val_loader: DataLoader
+    train_batches: Batches
+    val_batches: Batches
     epochs: int
     frozen_epochs: int
     identity: str  # fingerprint of parameters, data and code: which checkpoint may be resumed
@@ -133,8 +134,8 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         epoch_started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(run, net, epoch)
         train_seconds += time.perf_counter() - epoch_started
-        images_seen += len(run.train_loader.dataset)
-        val_loss, val_acc = loss_and_accuracy(run.model, run.val_loader, device)
+        images_seen += run.train_batches.images
+        val_loss, val_acc = loss_and_accuracy(run.model, run.val_batches.epoch(epoch), device)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -243,22 +244,27 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         scale = transfer.backbone_lr_mult if transfer else 1.0
         groups.append({"params": list(model.backbone_parameters()), "lr": lr * scale})
     optimizer = torch.optim.AdamW(
-        [group for group in groups if group["params"]], weight_decay=params.train.weight_decay
+        [group for group in groups if group["params"]],
+        weight_decay=params.train.weight_decay,
+        fused=device.type == "cuda",  # one kernel for the whole step
     )
 
     cache = ImageCache(paths.CACHE)
-    per_process_batch = params.train.batch_size // world_size()
-    loader_options = {
+    train_set = CachedImages(cache, data.indices("train"), data.targets("train"))
+    val_set = CachedImages(cache, data.indices("val"), data.targets("val"))
+    wanted = params.train.data_on_device
+    size = cache_bytes(cache, train_set.indices) + cache_bytes(cache, val_set.indices)
+    batch_options = {
+        "batch_size": params.train.batch_size // world_size(),
         "seed": params.seed,
+        "device": device,
+        "on_device": wanted is True or (wanted == "auto" and fits_on_device(size, device)),
         "rank": rank(),
         "world_size": world_size(),
         "num_workers": params.train.num_workers,
-        "pin_memory": device.type == "cuda",
     }
-    train_set = CachedImages(cache, data.indices("train"), data.targets("train"))
-    val_set = CachedImages(cache, data.indices("val"), data.targets("val"))
-    train_loader = make_loader(train_set, per_process_batch, shuffle=True, **loader_options)
-    val_loader = make_loader(val_set, per_process_batch, shuffle=False, **loader_options)
+    train_batches = make_batches(train_set, shuffle=True, **batch_options)
+    val_batches = make_batches(val_set, shuffle=False, **batch_options)
 
     epochs = options.epochs or params.train.epochs
     if transfer and transfer.freeze_backbone:
@@ -272,9 +278,9 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         device=device,
         model=model,
         optimizer=optimizer,
-        scheduler=make_scheduler(optimizer, params.train.schedule, epochs * len(train_loader)),
-        train_loader=train_loader,
-        val_loader=val_loader,
+        scheduler=make_scheduler(optimizer, params.train.schedule, epochs * len(train_batches)),
+        train_batches=train_batches,
+        val_batches=val_batches,
         epochs=epochs,
         frozen_epochs=frozen_epochs,
         identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
@@ -319,40 +325,39 @@ def wrap(model: Classifier, params: Params, device: torch.device) -> nn.Module:
 
 
 def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]:
-    """One pass over the training data; the mean loss and accuracy over all processes."""
+    """One pass over the training data; the mean loss and accuracy over all processes. Sums
+    stay on the device and are read back once, so no step waits for the host."""
     seed_everything(derive_seed(run.params.seed, epoch, rank()))
-    run.train_loader.sampler.set_epoch(epoch)
-    augment_rng = torch.Generator().manual_seed(derive_seed(run.params.seed, epoch, rank(), 1))
+    augment_rng = torch.Generator(run.device)
+    augment_rng.manual_seed(derive_seed(run.params.seed, epoch, rank(), 1))
     net.train()
-    sums = torch.zeros(2, dtype=torch.float64, device=run.device)  # loss sum, correct
-    count = 0
+    sums = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, images
     batches = tqdm(
-        run.train_loader,
+        run.train_batches.epoch(epoch),
+        total=len(run.train_batches),
         desc=f"{run.name} {epoch}/{run.epochs}",
         leave=False,
         disable=not is_main_process(),
     )
     for images, targets in batches:
-        inputs = training_input(images, run.device, run.params.augment, augment_rng)
-        targets = targets.to(run.device, non_blocking=True)
+        inputs = training_input(images, run.params.augment, augment_rng, run.model.input_size)
         loss, logits = train_step(run, net, inputs, targets)
         with torch.no_grad():
             sums[0] += loss.detach() * len(targets)
             sums[1] += (logits.argmax(1) == targets).sum()
-        count += len(targets)
-    totals = torch.cat([sums, torch.tensor([count], dtype=torch.float64, device=run.device)])
+            sums[2] += len(targets)
     if dist.is_initialized():
-        dist.all_reduce(totals)
-    loss_sum, correct, total = totals.tolist()
+        dist.all_reduce(sums)
+    loss_sum, correct, total = sums.tolist()
     return loss_sum / total, correct / total
 
 
 def training_input(
-    images: torch.Tensor, device: torch.device, augment: AugmentParams, generator: torch.Generator
+    images: torch.Tensor, augment: AugmentParams, generator: torch.Generator, size: int
 ) -> torch.Tensor:
-    """A uint8 batch from the loader as the model trains on it: on the device, augmented,
-    channels-last."""
-    inputs = random_affine(to_model_input(images, device), augment, generator)
+    """A uint8 batch on the device as the model trains on it: augmented and resampled to the
+    model's input size in one pass, channels-last."""
+    inputs = random_affine(to_model_input(images), augment, generator, size)
     return inputs.contiguous(memory_format=torch.channels_last)
 
 

@@ -18,7 +18,7 @@ def test_no_ranges_and_no_flip_leave_the_batch_untouched(make_params) -> None:
         augment__shear=0, augment__horizontal_flip=False,
     ).augment  # fmt: skip
     images = batch()
-    assert random_affine(images, params, torch.Generator().manual_seed(1)) is images
+    assert random_affine(images, params, torch.Generator().manual_seed(1), 16) is images
 
 
 def test_flip_alone_mirrors_about_half_of_the_images(make_params) -> None:
@@ -27,7 +27,7 @@ def test_flip_alone_mirrors_about_half_of_the_images(make_params) -> None:
         augment__shear=0, augment__horizontal_flip=True,
     ).augment  # fmt: skip
     images = batch(64)
-    out = random_affine(images, params, torch.Generator().manual_seed(1))
+    out = random_affine(images, params, torch.Generator().manual_seed(1), 16)
     mirrored = [torch.allclose(o, i.flip(2), atol=1e-3) for o, i in zip(out, images, strict=True)]
     same = [torch.allclose(o, i, atol=1e-3) for o, i in zip(out, images, strict=True)]
     assert all(m or s for m, s in zip(mirrored, same, strict=True))
@@ -37,9 +37,9 @@ def test_flip_alone_mirrors_about_half_of_the_images(make_params) -> None:
 def test_the_same_generator_seed_gives_the_same_batch(make_params) -> None:
     params = make_params().augment
     images = batch()
-    first = random_affine(images, params, torch.Generator().manual_seed(7))
-    second = random_affine(images, params, torch.Generator().manual_seed(7))
-    other = random_affine(images, params, torch.Generator().manual_seed(8))
+    first = random_affine(images, params, torch.Generator().manual_seed(7), 16)
+    second = random_affine(images, params, torch.Generator().manual_seed(7), 16)
+    other = random_affine(images, params, torch.Generator().manual_seed(8), 16)
     assert torch.equal(first, second) and not torch.equal(first, other)
     assert first.shape == images.shape
 
@@ -47,7 +47,16 @@ def test_the_same_generator_seed_gives_the_same_batch(make_params) -> None:
 def test_nearest_fill_repeats_the_border_instead_of_black(make_params) -> None:
     params = make_params(augment__rotation=30, augment__fill_mode="nearest").augment
     images = torch.full((16, 3, 16, 16), 200.0)
-    out = random_affine(images, params, torch.Generator().manual_seed(0))
+    out = random_affine(images, params, torch.Generator().manual_seed(0), 16)
     assert torch.allclose(out, images, atol=1e-3)
     constant = make_params(augment__rotation=30, augment__fill_mode="constant").augment
-    assert random_affine(images, constant, torch.Generator().manual_seed(0)).min() < 100
+    assert random_affine(images, constant, torch.Generator().manual_seed(0), 16).min() < 100
+
+
+def test_the_batch_is_resampled_straight_to_the_models_size(make_params) -> None:
+    """One pass from the cache's size to the model's: a constant picture stays constant."""
+    params = make_params(augment__fill_mode="nearest").augment
+    images = torch.full((4, 3, 32, 32), 90.0)
+    out = random_affine(images, params, torch.Generator().manual_seed(0), 20)
+    assert out.shape == (4, 3, 20, 20)
+    assert torch.allclose(out, torch.full_like(out, 90.0), atol=1e-3)

@@ -1,20 +1,51 @@
-"""Keras-style random affine augmentation, applied to a whole batch of tensors at once.
+"""Augmentation of whole batches on the device, by augment.policy:
 
-The ranges mean what they meant in Keras' ImageDataGenerator: rotation and shear in degrees,
-zoom as a range around 1 (0.15: between 0.85 and 1.15, independently per axis), shifts as a
-fraction of the width or height, and `nearest` fill repeating the border pixels.
+- keras, the original notebook's random affine: the ranges mean what they meant in Keras'
+  ImageDataGenerator (rotation and shear in degrees, zoom as a range around 1, 0.15 meaning
+  0.85 to 1.15 per axis, shifts as a fraction of the side, `nearest` fill repeating the
+  border pixels);
+- trivialaugment, today's usual policy: a random resized crop, a mirror image, one
+  TrivialAugment operation and random erasing, from Kornia (which draws one operation per
+  batch and its strength per image).
+
+Both resample straight to the model's input size.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
+import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
+from kornia.augmentation.auto import TrivialAugment
 
 from imgclf.config import AugmentParams
 
 PADDING = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
+
+
+def augment_batch(
+    images: torch.Tensor, params: AugmentParams, generator: torch.Generator, size: int
+) -> torch.Tensor:
+    """A float batch (N, C, H, W) of 0-255 pixels augmented by augment.policy and resampled
+    to `size` x `size`. The keras policy draws from `generator`, Kornia from torch's seeded
+    global generator."""
+    if params.policy == "keras":
+        return random_affine(images, params, generator, size)
+    return trivial_augment_policy(params, size)(images / 255) * 255
+
+
+@functools.cache
+def trivial_augment_policy(params: AugmentParams, size: int) -> K.AugmentationSequential:
+    steps = [K.RandomResizedCrop((size, size), scale=(params.crop_scale, 1.0))]
+    if params.horizontal_flip:
+        steps.append(K.RandomHorizontalFlip())
+    steps.append(TrivialAugment())
+    if params.erasing:
+        steps.append(K.RandomErasing(p=params.erasing))
+    return K.AugmentationSequential(*steps)
 
 
 def is_identity(params: AugmentParams) -> bool:

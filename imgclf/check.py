@@ -1,12 +1,7 @@
 """check: class balance, duplicates within and across splits, one picture under two labels.
 
-Exact duplicates share a SHA-256 of the file. Near duplicates (a resized or re-encoded copy)
-are found in two steps: difference hashes within `check.near_duplicate_bits` of each other
-propose a pair, and grey 16 x 16 thumbnails confirm it when their mean absolute difference is
-at most `check.near_duplicate_max_diff` (of 255). The hash alone would also pair different
-pictures of a similar layout, such as two handwritten zeros. prepare makes both from each
-image decoded at a fixed size (imgclf.images.ANALYSIS_SIZE), never from the cache, so the
-verdict does not depend on data.image_size.
+Exact duplicates share a SHA-256 of the file; near duplicates are found as imgclf.duplicates
+says.
 """
 
 from __future__ import annotations
@@ -17,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgclf.config import CheckParams
+from imgclf.duplicates import NearDuplicates
 from imgclf.samples import Sample, SplitData
 from imgclf.wording import counted
 
@@ -95,26 +91,11 @@ def _near_duplicates_across_splits(
 ) -> list[Group]:
     """For each val or test image, the training files that look the same (exact copies are
     reported as such, not again here)."""
-    train = [(s, sp) for s, sp in used if sp == "train"]
-    held_out = [(s, sp) for s, sp in used if sp in ("val", "test")]
-    if not train:
-        return []
-    train_hashes = np.array([int(s.dhash, 16) for s, _ in train], dtype=np.uint64)
+    train = NearDuplicates([s for s, sp in used if sp == "train"], thumbnails, options)
     groups = []
-    for sample, split in held_out:
-        distance = np.bitwise_count(train_hashes ^ np.uint64(int(sample.dhash, 16)))
-        proposed = [train[i] for i in np.flatnonzero(distance <= options.near_duplicate_bits)]
-        proposed = [(s, sp) for s, sp in proposed if s.sha256 != sample.sha256]
-        if not proposed:
-            continue
-        own = thumbnails[sample.index].astype(np.int32)
-        theirs = thumbnails[[s.index for s, _ in proposed]].astype(np.int32)
-        # Integer sums: the same on every CPU, whatever order they are added in.
-        differences = np.abs(theirs - own).sum(axis=(1, 2))
-        limit = options.near_duplicate_max_diff * own.size
-        confirmed = [proposed[i] for i in np.flatnonzero(differences <= limit)]
-        if confirmed:
-            groups.append(Group("near", ((sample, split), *confirmed)))
+    for sample, split in used:
+        if split in ("val", "test") and (copies := train.of(sample)):
+            groups.append(Group("near", ((sample, split), *((s, "train") for s in copies))))
     return groups
 
 

@@ -58,6 +58,7 @@ class SplitParams(Section):
     val_fraction: Fraction
     test_fraction: Fraction
     max_train_per_class: PositiveInt | None
+    keep_copies_together: bool
 
     @model_validator(mode="after")
     def _leave_some_training_data(self) -> SplitParams:
@@ -85,6 +86,11 @@ class TrainParams(Section):
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
     cpu_threads: Annotated[int, Field(ge=1, le=1024)]
+    select: Literal["val_loss", "val_acc"]
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+    mixup: Annotated[float, Field(ge=0.0)]
+    cutmix: Annotated[float, Field(ge=0.0)]
+    decay_norm_and_bias: bool
     compile: bool
     nproc: PositiveInt
 
@@ -99,6 +105,9 @@ class TrainParams(Section):
 
 
 class AugmentParams(Section):
+    policy: Literal["keras", "trivialaugment"]
+    crop_scale: Annotated[float, Field(gt=0.0, le=1.0)]
+    erasing: Annotated[float, Field(ge=0.0, le=1.0)]
     rotation: Annotated[float, Field(ge=0.0, le=180.0)]
     zoom: Annotated[float, Field(ge=0.0, lt=1.0)]
     width_shift: Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -134,6 +143,7 @@ class TransferParams(ModelParams):
     freeze_backbone: bool
     frozen_epochs: Annotated[int, Field(ge=0)]
     backbone_lr_mult: Annotated[float, Field(gt=0.0)]
+    layer_decay: Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class EvaluateParams(Section):
@@ -142,7 +152,7 @@ class EvaluateParams(Section):
 
 
 class SubmissionParams(Section):
-    model: Literal["auto", "scratch", "transfer"]
+    model: Literal["auto", "scratch", "transfer", "ensemble"]
     id_column: str
     label_column: str
     id_from: Literal["stem", "name", "path"]

@@ -23,6 +23,8 @@ from imgclf.models import Classifier, build_model
 from imgclf.predict import predict_logits
 from imgclf.runtime import pick_device
 
+ENSEMBLE = "ensemble"  # both models together: the mean of their probabilities
+
 
 @dataclass(frozen=True)
 class Trained:
@@ -87,6 +89,12 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
     return Scores(
         metrics, per_class, confusion_matrix(targets, predicted, labels=labels), predicted
     )
+
+
+def ensemble_logits(logits: list[torch.Tensor]) -> torch.Tensor:
+    """The models' probabilities averaged, as log-probabilities (which score reads as logits:
+    their softmax is the average)."""
+    return torch.stack([each.softmax(1) for each in logits]).mean(0).log()
 
 
 def accuracy_interval(correct: int, total: int) -> tuple[float, float]:

@@ -17,13 +17,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from timm.data import Mixup
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from imgclf import checkpoint, paths
 from imgclf.atomic import write_csv, write_json
-from imgclf.augment import random_affine
+from imgclf.augment import augment_batch
 from imgclf.cache import ImageCache
 from imgclf.config import AugmentParams, Params, TransferParams
 from imgclf.loader import Batches, CachedImages, cache_bytes, make_batches, to_model_input
@@ -31,6 +33,7 @@ from imgclf.models import Classifier, build_model
 from imgclf.paths import ModelName
 from imgclf.plots import learning_curves_figure, save_figure
 from imgclf.predict import loss_and_accuracy
+from imgclf.recipe import make_ema, make_mixup, param_groups
 from imgclf.runtime import (
     autocast,
     barrier,
@@ -56,20 +59,28 @@ HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 @dataclass
 class Progress:
-    """Where training stands after `epoch` complete epochs; saved in the resume checkpoint."""
+    """Where training stands after `epoch` complete epochs; saved in the resume checkpoint.
+    The epoch kept is the one with the best train.select: lowest val_loss or highest val_acc
+    (the lower loss breaking a tie)."""
 
+    select: str = "val_loss"
     epoch: int = 0
     best_epoch: int = 0
-    best_val_loss: float = math.inf
+    best: tuple[float, float] = (math.inf, math.inf)  # lower is better
     stale_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
     def record(self, row: dict[str, float]) -> bool:
-        """Add an epoch's results; return whether its validation loss is the best so far."""
+        """Add an epoch's results; return whether it is the best so far."""
         self.history.append(row)
         self.epoch = int(row["epoch"])
-        if row["val_loss"] < self.best_val_loss:
-            self.best_val_loss, self.best_epoch, self.stale_epochs = row["val_loss"], self.epoch, 0
+        score = (
+            (row["val_loss"], 0.0)
+            if self.select == "val_loss"
+            else (-row["val_acc"], row["val_loss"])
+        )
+        if score < tuple(self.best):
+            self.best, self.best_epoch, self.stale_epochs = score, self.epoch, 0
             return True
         self.stale_epochs += 1
         return False
@@ -91,7 +102,14 @@ class Run:
     epochs: int
     frozen_epochs: int
     identity: str  # fingerprint of parameters, data and code: which checkpoint may be resumed
+    mixup: Mixup | None  # mixes each training batch and turns its targets into probabilities
+    ema: ModelEmaV3 | None  # the weights' moving average: validated and kept when there
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def kept_model(self) -> Classifier:
+        """The weights that are validated and kept: the moving average, or the model."""
+        return self.ema.module if self.ema else self.model
 
 
 def stage_params(name: ModelName, params: Params) -> dict[str, Any]:
@@ -120,7 +138,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
     configure(params.train, device)
     seed_everything(params.seed)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)
-    progress = resume(run)
+    progress = resume(run) or Progress(select=params.train.select)
     started = time.perf_counter()
     train_seconds, images_seen = 0.0, 0
     net = None
@@ -135,7 +153,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         train_loss, train_acc = train_one_epoch(run, net, epoch)
         train_seconds += time.perf_counter() - epoch_started
         images_seen += run.train_batches.images
-        val_loss, val_acc = loss_and_accuracy(run.model, run.val_batches.epoch(epoch), device)
+        val_loss, val_acc = loss_and_accuracy(run.kept_model, run.val_batches.epoch(epoch), device)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -146,7 +164,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         }
         improved = progress.record(row)
         if improved:
-            run.best_state = copy.deepcopy(run.model.state_dict())
+            run.best_state = copy.deepcopy(run.kept_model.state_dict())
         if is_main_process():
             print(
                 f"{name} epoch {epoch}/{run.epochs}: train loss {train_loss:.4f} acc"
@@ -158,7 +176,12 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
             write_history(name, progress)
             save_resumable(run, progress)
     if progress.stale_epochs >= patience and is_main_process():
-        print(f"{name}: stopped early, no better validation loss in {counted(patience, 'epoch')}")
+        better = (
+            "lower validation loss"
+            if params.train.select == "val_loss"
+            else "higher validation accuracy"
+        )
+        print(f"{name}: stopped early, no {better} in {counted(patience, 'epoch')}")
 
     kept = progress.history[progress.best_epoch - 1]
     metrics = {
@@ -233,19 +256,13 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
     """The model, its optimizer and schedule, and the loaders of this process's shard."""
     options = params.model(name)
     transfer = options if isinstance(options, TransferParams) else None
-    lr = params.train.lr * options.lr_mult
     model = build_model(
         **model_spec(name, params, len(data.classes)),
         pretrained=bool(transfer and transfer.pretrained),
     )
     model.to(device, memory_format=torch.channels_last)  # faster convolutions, CPU and GPU
-    groups = [{"params": list(model.head_parameters()), "lr": lr}]
-    if not (transfer and transfer.freeze_backbone):
-        scale = transfer.backbone_lr_mult if transfer else 1.0
-        groups.append({"params": list(model.backbone_parameters()), "lr": lr * scale})
     optimizer = torch.optim.AdamW(
-        [group for group in groups if group["params"]],
-        weight_decay=params.train.weight_decay,
+        param_groups(model, params, name),
         fused=device.type == "cuda",  # one kernel for the whole step
     )
 
@@ -284,6 +301,8 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         epochs=epochs,
         frozen_epochs=frozen_epochs,
         identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
+        mixup=make_mixup(params, len(data.classes)),
+        ema=make_ema(model, params),
     )
 
 
@@ -339,9 +358,10 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
         leave=False,
         disable=not is_main_process(),
     )
-    for images, targets in batches:
+    first_step = (epoch - 1) * len(run.train_batches)
+    for step, (images, targets) in enumerate(batches, start=first_step):
         inputs = training_input(images, run.params.augment, augment_rng, run.model.input_size)
-        loss, logits = train_step(run, net, inputs, targets)
+        loss, logits = train_step(run, net, inputs, targets, step)
         with torch.no_grad():
             sums[0] += loss.detach() * len(targets)
             sums[1] += (logits.argmax(1) == targets).sum()
@@ -357,21 +377,28 @@ def training_input(
 ) -> torch.Tensor:
     """A uint8 batch on the device as the model trains on it: augmented and resampled to the
     model's input size in one pass, channels-last."""
-    inputs = random_affine(to_model_input(images), augment, generator, size)
+    inputs = augment_batch(to_model_input(images), augment, generator, size)
     return inputs.contiguous(memory_format=torch.channels_last)
 
 
 def train_step(
-    run: Run, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+    run: Run, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, step: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on a batch already on the device; its loss and logits."""
+    """One optimisation step (the `step`-th of the run) on a batch already on the device;
+    its loss and logits. Mixup and cutmix need an even batch: an odd last one is not mixed."""
+    smoothing = run.params.train.label_smoothing
+    if run.mixup and len(inputs) % 2 == 0:
+        inputs, targets = run.mixup(inputs, targets)  # probabilities, smoothing included
+        smoothing = 0.0
     with autocast(run.device):
         logits = net(inputs)
-        loss = F.cross_entropy(logits, targets, label_smoothing=run.params.train.label_smoothing)
+        loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
     run.scheduler.step()
+    if run.ema:
+        run.ema.update(run.model, step=step)
     return loss, logits
 
 
@@ -407,6 +434,7 @@ def save_resumable(run: Run, progress: Progress) -> None:
         {
             "fingerprint": run.identity,
             "model": run.model.state_dict(),
+            "ema": run.ema.state_dict() if run.ema else None,
             "best_model": run.best_state,
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(),
@@ -415,21 +443,23 @@ def save_resumable(run: Run, progress: Progress) -> None:
     )
 
 
-def resume(run: Run) -> Progress:
+def resume(run: Run) -> Progress | None:
     """Continue from the last complete epoch of an interrupted run of the same parameters,
     data and code; rank 0 sets a checkpoint of anything else aside, never resuming from it."""
     path = paths.resume_checkpoint(run.name)
     state = checkpoint.load(path) if path.exists() else None
     barrier()  # every process has read the file before rank 0 may move it
     if state is None:
-        return Progress()
+        return None
     if state.get("fingerprint") != run.identity:
         if is_main_process():
             aside = path.with_suffix(".stale.pt")
             path.replace(aside)
             print(f"{run.name}: {path} is from other parameters, data or code; moved to {aside}")
-        return Progress()
+        return None
     run.model.load_state_dict(state["model"])
+    if run.ema:
+        run.ema.load_state_dict(state["ema"])
     run.best_state = state["best_model"]
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])

@@ -6,7 +6,14 @@ from imgclf.atomic import write_csv, write_json
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
-from imgclf.evaluate import confident_mistakes, load_trained, predict, score
+from imgclf.evaluate import (
+    ENSEMBLE,
+    confident_mistakes,
+    ensemble_logits,
+    load_trained,
+    predict,
+    score,
+)
 from imgclf.evaluate_plots import (
     confusion_figure,
     mistakes_figure,
@@ -31,10 +38,12 @@ def main() -> None:
     results, per_class, provenance = {}, {}, {}
     test = data.subset("test")
     predictions = {"path": [s.path for s in test], "label": [s.label for s in test]}
+    all_logits = []
     for name in paths.MODEL_NAMES:
         trained = load_trained(paths.checkpoint(name))
         arch = trained.meta["architecture"]["arch"]
         logits = predict(trained, cache, indices, params.batch_size, params.tta_flip)
+        all_logits.append(logits)
         scores = score(logits, targets, data.classes)
         results[name] = {f"test_{key}": value for key, value in scores.metrics.items()}
         provenance[name] = {
@@ -74,12 +83,11 @@ def main() -> None:
             ),
             paths.PLOTS / f"mistakes_{name}.png",
         )
-        m = scores.metrics
-        print(
-            f"evaluate {name}: test accuracy {m['acc']:.4f} (95 % interval {m['acc_low']:.4f} to "
-            f"{m['acc_high']:.4f}, {len(targets)} images), macro F1 {m['f1']:.4f}, loss "
-            f"{m['loss']:.4f}"
-        )
+        report(name, scores.metrics, len(targets))
+    ensemble = score(ensemble_logits(all_logits), targets, data.classes)
+    results[ENSEMBLE] = {f"test_{key}": value for key, value in ensemble.metrics.items()}
+    predictions[ENSEMBLE] = [data.classes[i] for i in ensemble.predicted]
+    report(f"{ENSEMBLE} (mean of both models' probabilities)", ensemble.metrics, len(targets))
     save_figure(
         per_class_figure(per_class, "Per-class scores on the test split"),
         paths.PLOTS / "per_class_scores.png",
@@ -88,6 +96,14 @@ def main() -> None:
     write_csv(paths.TEST_PREDICTIONS, list(predictions), zip(*predictions.values(), strict=True))
     provenance["runtime"] = describe_runtime(pick_device("auto"))
     write_json(paths.provenance("evaluate"), provenance)
+
+
+def report(name: str, metrics: dict, images: int) -> None:
+    print(
+        f"evaluate {name}: test accuracy {metrics['acc']:.4f} (95 % interval "
+        f"{metrics['acc_low']:.4f} to {metrics['acc_high']:.4f}, {images} images), macro F1 "
+        f"{metrics['f1']:.4f}, loss {metrics['loss']:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from imgclf.atomic import write_csv, write_json
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
-from imgclf.evaluate import load_trained, predict
+from imgclf.evaluate import ENSEMBLE, ensemble_logits, load_trained, predict
 from imgclf.runtime import pin_cpu_arithmetic
 from imgclf.samples import read_manifest
 from imgclf.submission import choose_model, labels_file, score_against, submission_id
@@ -23,15 +23,21 @@ def main() -> None:
     samples = [s for s in read_manifest(paths.MANIFEST) if s.source == "predict"]
     rows: list[tuple[str, str]] = []
     if samples:
-        model = trained[chosen]
-        logits = predict(
-            model,
-            ImageCache(paths.CACHE),
-            [s.index for s in samples],
-            params.evaluate.batch_size,
-            params.evaluate.tta_flip,
+        cache, rows_of = ImageCache(paths.CACHE), [s.index for s in samples]
+        voters = list(trained) if chosen == ENSEMBLE else [chosen]
+        logits = ensemble_logits(
+            [
+                predict(
+                    trained[name],
+                    cache,
+                    rows_of,
+                    params.evaluate.batch_size,
+                    params.evaluate.tta_flip,
+                )
+                for name in voters
+            ]
         )
-        classes = model.meta["classes"]
+        classes = trained[voters[0]].meta["classes"]
         rows = [
             (submission_id(s, options.id_from), classes[i])
             for s, i in zip(samples, logits.argmax(1).tolist(), strict=True)

@@ -42,7 +42,7 @@ def test_repro_then_experiment_then_review_commands(dvc_project) -> None:
         assert kept, first.stdout
         assert f"wrote models/{model}.pt, metrics/train_{model}.json" in first.stdout
     evaluated = json.loads((project / "metrics/evaluate.json").read_text())
-    for model in ("scratch", "transfer"):
+    for model in ("scratch", "transfer", "ensemble"):
         assert 0.0 <= evaluated[model]["test_acc"] <= 1.0
         assert evaluated[model]["test_f1"] <= 1.0
     with open(project / "data/submission.csv", newline="") as file:

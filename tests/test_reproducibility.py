@@ -133,7 +133,15 @@ def test_a_checkpoint_of_other_parameters_is_set_aside_not_resumed(repro_project
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_and_ends_as_an_unbroken_one(tmp_path) -> None:
-    project = make_project(tmp_path, **{"train.epochs": 6})
+    # The whole recipe on: its moving average, mixup and Kornia's draws must resume exactly too.
+    recipe = {
+        "train.ema_decay": 0.99,
+        "train.mixup": 0.2,
+        "train.cutmix": 1.0,
+        "train.select": "val_acc",
+        "augment.policy": "trivialaugment",
+    }
+    project = make_project(tmp_path, **{"train.epochs": 6, **recipe})
     run(["dvc", "repro", "check"], project)
     checkpoint = project / "models/resume/scratch.pt"
     process = subprocess.Popen(

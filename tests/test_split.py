@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from imgclf import paths
 from imgclf.errors import UserError
-from imgclf.samples import Sample
+from imgclf.samples import Sample, load_split_data
 from imgclf.split import assign_splits
+from tests.conftest import run_stage
+from tests.dirty import picture
 
 
 def samples(per_class: dict[str, int], source: str = "train", start: int = 0) -> list[Sample]:
@@ -63,3 +67,38 @@ def test_max_train_per_class_keeps_a_seeded_subset_of_train_only(make_params) ->
     counts = Counter((split.get(s.index), s.label) for s in data)
     assert counts[("train", "a")] == 10 and counts[("train", "b")] == 10
     assert counts[("val", "a")] == 15 and counts[("test", "a")] == 15
+
+
+def write_copies(root: Path, pictures_per_class: int = 20) -> dict[str, set[str]]:
+    """train/<class>/: each picture beside an exact copy and a smaller JPEG of it; returns
+    the set of paths (relative to root) of each picture's copies."""
+    sets = {}
+    for offset, label in enumerate(("a", "b")):
+        folder = root / "train" / label
+        folder.mkdir(parents=True)
+        for number in range(pictures_per_class):
+            name = f"{label}{number}"
+            original = picture(offset * pictures_per_class + number)
+            original.save(folder / f"{name}.png")
+            original.save(folder / f"{name}_copy.png")
+            original.resize((60, 60)).save(folder / f"{name}_small.jpg", quality=80)
+            sets[name] = {
+                f"train/{label}/{name}{end}" for end in (".png", "_copy.png", "_small.jpg")
+            }
+    return sets
+
+
+@pytest.mark.parametrize("together", [True, False])
+def test_copies_of_a_picture_land_in_one_split(workdir, together: bool) -> None:
+    project = workdir(
+        data__root="data/photos",
+        split__val_fraction=0.25,
+        split__test_fraction=0.25,
+        split__keep_copies_together=together,
+    )
+    sets = write_copies(project / "data/photos")
+    assert run_stage("prepare") == 0 and run_stage("split") == 0
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    split_of_path = {s.path: data.split_of[s.index] for s in data.samples}
+    divided = [name for name, paths_ in sets.items() if len({split_of_path[p] for p in paths_}) > 1]
+    assert (divided == []) is together, divided

@@ -26,6 +26,8 @@ class Classifier(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.head_prefix = f"net.{head_prefix}." if head_prefix else ""
+        if head_prefix:  # where timm's layer-wise learning-rate decay finds the head
+            self.pretrained_cfg = {"classifier": f"net.{head_prefix}"}
         self.backbone_frozen = False
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,74 @@
+"""The training recipe's ingredients beyond the original's, each a parameter that can be off:
+parameter groups (no weight decay on norms and biases, layer-wise learning-rate decay), mixup
+and cutmix, and an exponential moving average of the weights. Each comes from timm, the
+library whose training script most practitioners know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from timm.data import Mixup
+from timm.optim import param_groups_layer_decay, param_groups_weight_decay
+from timm.utils import ModelEmaV3
+
+from imgclf.config import Params, TransferParams
+from imgclf.models import Classifier
+from imgclf.paths import ModelName
+
+
+def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dict[str, Any]]:
+    """The optimizer's groups, each with its peak learning rate: the new head at train.lr x
+    lr_mult, the backbone at transfer.backbone_lr_mult of that, each group of its layers at
+    transfer.layer_decay of the one above it; norms and biases without weight decay unless
+    train.decay_norm_and_bias. A frozen backbone (transfer.freeze_backbone) is left out."""
+    options = params.model(name)
+    transfer = options if isinstance(options, TransferParams) else None
+    lr = params.train.lr * options.lr_mult
+    decay = params.train.weight_decay
+    exclude_1d = not params.train.decay_norm_and_bias
+    if transfer and transfer.layer_decay != 1:
+        groups = param_groups_layer_decay(
+            model, decay, weight_decay_exclude_1d=exclude_1d, layer_decay=transfer.layer_decay
+        )
+    else:
+        groups = param_groups_weight_decay(model, decay, weight_decay_exclude_1d=exclude_1d)
+    head = {id(p) for p in model.head_parameters()}
+    kept = []
+    for group in groups:
+        for in_head in (True, False):
+            members = [p for p in group["params"] if (id(p) in head) == in_head]
+            if not members or (not in_head and transfer and transfer.freeze_backbone):
+                continue
+            scale = transfer.backbone_lr_mult if transfer and not in_head else 1.0
+            kept.append(
+                {
+                    "params": members,
+                    "weight_decay": group["weight_decay"],
+                    "lr": lr * scale * group.get("lr_scale", 1.0),
+                }
+            )
+    return kept
+
+
+def make_mixup(params: Params, num_classes: int) -> Mixup | None:
+    """Mixup and cutmix of whole batches, or None when both are off. The targets become
+    probabilities, with train.label_smoothing folded in."""
+    train = params.train
+    if not (train.mixup or train.cutmix):
+        return None
+    return Mixup(
+        mixup_alpha=train.mixup,
+        cutmix_alpha=train.cutmix,
+        label_smoothing=train.label_smoothing,
+        num_classes=num_classes,
+    )
+
+
+def make_ema(model: torch.nn.Module, params: Params) -> ModelEmaV3 | None:
+    """An exponential moving average of the weights (and batch-norm statistics), or None.
+    Its decay warms up over the first steps, so a short run is not dominated by the
+    initial weights; the update is on the device and never waits for the host."""
+    if not params.train.ema_decay:
+        return None
+    return ModelEmaV3(model, decay=params.train.ema_decay, use_warmup=True)

@@ -1,0 +1,106 @@
+"""The training recipe's ingredients, each on and off: parameter groups, the kept epoch,
+mixup and cutmix, the moving average, the TrivialAugment policy and the ensemble."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imgclf.augment import augment_batch
+from imgclf.evaluate import ensemble_logits
+from imgclf.models import build_model
+from imgclf.recipe import make_ema, make_mixup, param_groups
+from imgclf.train import Progress
+
+
+def lite(make_params, **overrides):
+    params = make_params(transfer__pretrained=False, **overrides)
+    model = build_model("transfer", "efficientnet_lite0", 3, 32)
+    return model, params
+
+
+def lr_of(groups: list[dict], parameter: torch.nn.Parameter) -> float:
+    return next(g["lr"] for g in groups if any(p is parameter for p in g["params"]))
+
+
+def test_norms_and_biases_get_no_weight_decay_unless_asked(make_params) -> None:
+    model, params = lite(make_params, train__weight_decay=0.01)
+    for decay_them, expected in ((False, 0.0), (True, 0.01)):
+        params = make_params(train__weight_decay=0.01, train__decay_norm_and_bias=decay_them)
+        groups = param_groups(model, params, "transfer")
+        one_d = [g["weight_decay"] for g in groups for p in g["params"] if p.ndim <= 1]
+        assert set(one_d) == {expected}
+        assert {g["weight_decay"] for g in groups for p in g["params"] if p.ndim > 1} == {0.01}
+
+
+def test_the_backbone_learns_slower_and_its_first_layers_slowest(make_params) -> None:
+    model, params = lite(
+        make_params, train__lr=0.01, transfer__backbone_lr_mult=0.5, transfer__layer_decay=0.8
+    )
+    groups = param_groups(model, params, "transfer")
+    head = next(model.head_parameters())
+    backbone = list(model.backbone_parameters())
+    assert lr_of(groups, head) == pytest.approx(0.01)
+    assert lr_of(groups, backbone[-1]) == pytest.approx(0.01 * 0.5 * 0.8)  # the layer below
+    assert lr_of(groups, backbone[0]) < lr_of(groups, backbone[len(backbone) // 2])
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_a_frozen_backbone_is_not_optimised(make_params) -> None:
+    model, params = lite(make_params, transfer__freeze_backbone=True)
+    groups = param_groups(model, params, "transfer")
+    assert {id(p) for g in groups for p in g["params"]} == {id(p) for p in model.head_parameters()}
+
+
+@pytest.mark.parametrize(
+    ("select", "kept"),
+    [("val_loss", 2), ("val_acc", 3)],  # epoch 3: the best accuracy
+)
+def test_the_epoch_kept_is_the_one_train_select_names(select: str, kept: int) -> None:
+    progress = Progress(select=select)
+    for epoch, (loss, acc) in enumerate([(0.9, 0.70), (0.5, 0.80), (0.6, 0.85), (0.7, 0.85)], 1):
+        progress.record({"epoch": epoch, "val_loss": loss, "val_acc": acc})
+    assert progress.best_epoch == kept
+    assert progress.stale_epochs == 4 - kept
+
+
+def test_mixup_and_cutmix_give_probabilities_and_are_off_by_default(make_params) -> None:
+    assert make_mixup(make_params(), 10) is None
+    mixup = make_mixup(make_params(train__mixup=0.2, train__cutmix=1.0), 10)
+    images, targets = torch.rand(8, 3, 16, 16) * 255, torch.arange(8) % 10
+    torch.manual_seed(0)
+    mixed, soft = mixup(images.clone(), targets)
+    assert soft.shape == (8, 10) and torch.allclose(soft.sum(1), torch.ones(8))
+    assert not torch.equal(mixed, images)
+
+
+def test_the_moving_average_lags_behind_the_weights(make_params) -> None:
+    assert make_ema(torch.nn.Linear(2, 2), make_params()) is None
+    model = torch.nn.Linear(2, 2)
+    ema = make_ema(model, make_params(train__ema_decay=0.9))
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    for step in range(10_000, 10_003):  # past the warm-up: the decay is 0.9
+        ema.update(model, step=step)
+    averaged = ema.module.weight
+    assert torch.all(averaged > start) and torch.all(averaged < model.weight)
+
+
+def test_trivialaugment_crops_to_the_models_size_and_follows_the_seed(make_params) -> None:
+    params = make_params(augment__policy="trivialaugment", augment__erasing=0.5).augment
+    images = torch.rand(16, 3, 32, 32) * 255
+    generator = torch.Generator()
+    torch.manual_seed(1)
+    first = augment_batch(images, params, generator, 24)
+    torch.manual_seed(1)
+    again = augment_batch(images, params, generator, 24)
+    assert first.shape == (16, 3, 24, 24) and torch.equal(first, again)
+    assert first.min() >= 0 and first.max() <= 255.001
+
+
+def test_the_ensemble_averages_the_models_probabilities() -> None:
+    first, second = torch.randn(5, 3), torch.randn(5, 3)
+    combined = ensemble_logits([first, second])
+    expected = (first.softmax(1) + second.softmax(1)) / 2
+    assert torch.allclose(combined.softmax(1), expected, atol=1e-6)

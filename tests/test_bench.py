@@ -20,8 +20,8 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     run([*command, "--out", str(out)], ROOT, timeout=900)
     report = (out / "results.md").read_text()
     assert "scratch (resnet, 16 px)" in report and "transfer (efficientnet_lite0, 16 px)" in report
-    assert "Machine: " in report and "torch " in report
-    for model in ("scratch", "transfer"):
+    assert "Machine: " in report and "torch " in report and "ensemble:" in report
+    for model in ("scratch", "transfer", "ensemble"):
         with open(out / f"submission-{model}.csv", newline="") as file:
             rows = list(csv.DictReader(file))
         assert len(rows) == 270 and rows[0]["id"].startswith("image_")

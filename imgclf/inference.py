@@ -99,10 +99,12 @@ def load_model(path: Path, threads: int | None = None) -> Loaded:
         scorer = OnnxModel(path, threads or runtime["cpu_threads"], runtime["deterministic"])
         return Loaded(scorer, card["classes"], card["image_size"])
     if path.suffix in (".pt", ".pth"):
+        from imgclf import checkpoint
         from imgclf.config import TrainParams
         from imgclf.runtime import pin_cpu_arithmetic
 
-        trained_with = _checkpoint_meta(path)["provenance"]["params"]
+        # Read before the model is built: the arithmetic is pinned before it computes anything.
+        trained_with = checkpoint.load(path)["provenance"]["params"]
         train = TrainParams.model_validate(trained_with["train"])
         if threads:
             train = train.model_copy(update={"cpu_threads": threads})
@@ -121,11 +123,3 @@ def read_card(onnx_file: Path) -> dict[str, Any]:
             f"{card} not found: an .onnx model is used with the model card the export stage "
             "writes beside it (classes, input size)"
         ) from None
-
-
-def _checkpoint_meta(path: Path) -> dict[str, Any]:
-    """The checkpoint's record without computing anything: the CPU arithmetic is pinned from
-    it before the first tensor operation."""
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)

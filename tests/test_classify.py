@@ -77,3 +77,17 @@ def test_a_missing_path_stops_with_one_line(repro_project: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "error: no/such/folder: no such file or folder"
+
+
+def test_an_onnx_file_without_its_card_stops_with_one_line(
+    repro_project: Path, tmp_path: Path
+) -> None:
+    lone = tmp_path / "model.onnx"
+    lone.write_bytes(next((repro_project / "models/export").glob("*.onnx")).read_bytes())
+    result = run(
+        [sys.executable, "-m", "imgclf.classify", str(lone), "data/demo/predict"],
+        repro_project,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"error: {tmp_path / 'model.json'} not found")

@@ -77,8 +77,8 @@ def image_files(paths: Iterable[Path], skipped: list[tuple[Path, str]]) -> list[
 
 def decoded(
     files: list[Path], size: int, max_pixels: int, skipped: list[tuple[Path, str]]
-) -> tuple[list[Path], np.ndarray]:
-    """The files that decode, and their images (n, size, size, 3); the others go to `skipped`."""
+) -> tuple[list[Path], list[np.ndarray]]:
+    """The files that decode, and their images (size, size, 3); the others go to `skipped`."""
     kept, images = [], []
     for file in files:
         try:
@@ -91,7 +91,7 @@ def decoded(
             continue
         kept.append(file)
         images.append(image)
-    return kept, np.stack(images) if images else np.empty((0, size, size, 3), np.uint8)
+    return kept, images
 
 
 def classify(
@@ -115,7 +115,7 @@ def classify(
         for batch in _batches(files, batch_size):
             kept, images = decoded(batch, model.image_size, max_pixels, skipped)
             if kept:
-                probabilities = softmax(model.scorer.logits(images))
+                probabilities = softmax(model.scorer.logits(np.stack(images)))
                 best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
                 for file, order, row in zip(kept, best, probabilities, strict=True):
                     cells = [(model.classes[i], f"{row[i]:.6f}") for i in order]

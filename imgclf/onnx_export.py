@@ -1,5 +1,5 @@
-"""export: a trained Classifier as an ONNX file that gives the same bytes on every machine,
-and the model card that says what it takes and gives."""
+"""export: a trained Classifier as an ONNX file whose bytes depend only on the model (no
+paths, no times), its check against PyTorch, and the model card that says what it takes."""
 
 from __future__ import annotations
 
@@ -74,10 +74,10 @@ def verify(
     """Run the exported model under ONNX Runtime (train.cpu_threads threads) and the checkpoint
     under PyTorch over the cache rows `indices`, and compare."""
     reference = softmax(predict(trained, cache, indices, batch_size, tta_flip=False).numpy())
-    onnx = OnnxModel(exported, train.cpu_threads, train.deterministic)
+    session = OnnxModel(exported, train.cpu_threads, train.deterministic)
     started = time.perf_counter()
     batches = [
-        softmax(onnx.logits(cache.read(indices[start : start + batch_size])))
+        softmax(session.logits(cache.read(indices[start : start + batch_size])))
         for start in range(0, len(indices), batch_size)
     ]
     seconds = time.perf_counter() - started

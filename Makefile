@@ -28,6 +28,6 @@ test: setup
 review: setup
 	python -m imgclf.review --rev $(REV) --out review
 
-EXP_COLUMNS_DROPPED := .*(train_|val_|_loss|_f1|_low|_high|kept_epoch|epochs_trained|/)|submission\.|State|Executor
+EXP_COLUMNS_DROPPED := .*(train_|val_|_loss|_f1|_low|_high|kept_epoch|epochs_trained|/)|submission\.|export\.|State|Executor
 exps:
 	dvc exp show --only-changed --drop '$(EXP_COLUMNS_DROPPED)'

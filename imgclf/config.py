@@ -10,7 +10,15 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -32,6 +40,7 @@ TRANSFER_ARCHS = (
     "convnext_tiny",
     "mobilenet_v3_large",
 )
+TIMM_PREFIX = "timm/"  # transfer.arch timm/<name>: any timm model (checked by validate)
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -119,6 +128,7 @@ class AugmentParams(Section):
 
 class ModelParams(Section):
     known_archs: ClassVar[tuple[str, ...]]
+    arch_prefix: ClassVar[str] = ""  # any name after it is accepted here, checked later
     arch: str
     input_size: Annotated[int, Field(ge=8, le=1024)] | None
     epochs: PositiveInt | None
@@ -127,8 +137,12 @@ class ModelParams(Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str) -> str:
-        if arch not in cls.known_archs:
-            raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(cls.known_archs)}")
+        prefixed = bool(cls.arch_prefix) and arch.startswith(cls.arch_prefix)
+        if arch not in cls.known_archs and not (prefixed and arch != cls.arch_prefix):
+            known = ", ".join(cls.known_archs)
+            if cls.arch_prefix:
+                known += f", or {cls.arch_prefix}<name>"
+            raise ValueError(f"unknown architecture {arch!r}; known: {known}")
         return arch
 
 
@@ -139,11 +153,29 @@ class ScratchParams(ModelParams):
 
 class TransferParams(ModelParams):
     known_archs = TRANSFER_ARCHS
+    arch_prefix = TIMM_PREFIX
     pretrained: bool
+    weights: str | None
     freeze_backbone: bool
     frozen_epochs: Annotated[int, Field(ge=0)]
     backbone_lr_mult: Annotated[float, Field(gt=0.0)]
     layer_decay: Annotated[float, Field(gt=0.0, le=1.0)]
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file_for_timm_only(cls, weights: str | None, info: ValidationInfo) -> str | None:
+        arch, pretrained = info.data.get("arch", ""), info.data.get("pretrained", True)
+        if weights is not None and not arch.startswith(TIMM_PREFIX):
+            raise ValueError(
+                "a local weights file is read for timm/<name> architectures only, not "
+                f"{arch}; leave it empty"
+            )
+        if weights is not None and not pretrained:
+            raise ValueError(
+                "set, but transfer.pretrained is false: set that to true to start from the "
+                "file, or leave transfer.weights empty"
+            )
+        return weights
 
 
 class EvaluateParams(Section):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -117,25 +117,38 @@ def check_trainable(items: Iterable[Labelled], data: DataParams, note: str = "")
 def _collect(folder: Path, root: Path, source: str, label: str, result: Scan) -> int:
     """Add every image file below `folder` (links followed); return how many were found."""
     found = 0
+    for path, kind in files_below(folder):
+        if kind == "hidden":
+            result.hidden += 1
+        elif kind == "image":
+            result.candidates.append(Candidate(_relative(path, root), source, label))
+            found += 1
+        else:
+            result.rejected.append((_relative(path, root), "not an image file extension"))
+    return found
+
+
+def files_below(folder: Path) -> Iterator[tuple[Path, str]]:
+    """Every file below `folder` in sorted order, links followed (a link back up is not walked
+    twice), with its kind: "image" (by its extension), "hidden" (a hidden file or folder,
+    which is not entered) or "other"."""
     walked: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         if os.path.realpath(dirpath) in walked:  # a link back up: its files are listed already
             dirnames.clear()
             continue
         walked.add(os.path.realpath(dirpath))
-        hidden_dirs = [name for name in dirnames if name.startswith(".")]
-        result.hidden += len(hidden_dirs)
+        for name in sorted(name for name in dirnames if name.startswith(".")):
+            yield Path(dirpath) / name, "hidden"
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
         for name in sorted(filenames):
-            path = _relative(Path(dirpath) / name, root)
             if name.startswith("."):
-                result.hidden += 1
+                kind = "hidden"
             elif Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                result.candidates.append(Candidate(path, source, label))
-                found += 1
+                kind = "image"
             else:
-                result.rejected.append((path, "not an image file extension"))
-    return found
+                kind = "other"
+            yield Path(dirpath) / name, kind
 
 
 def _relative(path: Path, root: Path) -> str:

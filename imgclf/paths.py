@@ -20,6 +20,7 @@ SUBMISSION = Path("data/submission.csv")
 
 MODELS = Path("models")
 RESUME = MODELS / "resume"  # not a DVC output: DVC must never delete it before a rerun
+EXPORT = MODELS / "export"  # the submitted model as ONNX: one folder, whichever model it is
 METRICS = Path("metrics")
 TEST_PREDICTIONS = METRICS / "test_predictions.csv"  # per image: the review pairs revisions
 PLOTS = Path("plots")
@@ -27,6 +28,11 @@ PLOTS = Path("plots")
 
 def checkpoint(model: ModelName) -> Path:
     return MODELS / f"{model}.pt"
+
+
+def exported(model: ModelName) -> Path:
+    """The ONNX file of `model`; its model card is beside it (`.json`)."""
+    return EXPORT / f"{model}.onnx"
 
 
 def resume_checkpoint(model: ModelName) -> Path:

@@ -30,6 +30,7 @@ from imgclf.cache import ImageCache
 from imgclf.config import AugmentParams, Params, TransferParams
 from imgclf.loader import Batches, CachedImages, cache_bytes, make_batches, to_model_input
 from imgclf.models import Classifier, build_model
+from imgclf.models.transfer import native_input_size
 from imgclf.paths import ModelName
 from imgclf.plots import learning_curves_figure, save_figure
 from imgclf.predict import loss_and_accuracy
@@ -259,6 +260,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
     model = build_model(
         **model_spec(name, params, len(data.classes)),
         pretrained=bool(transfer and transfer.pretrained),
+        weights=transfer.weights if transfer else None,
     )
     model.to(device, memory_format=torch.channels_last)  # faster convolutions, CPU and GPU
     optimizer = torch.optim.AdamW(
@@ -313,7 +315,9 @@ def model_spec(name: ModelName, params: Params, num_classes: int) -> dict[str, A
         "kind": name,
         "arch": options.arch,
         "num_classes": num_classes,
-        "image_size": options.input_size or params.data.image_size,
+        "image_size": options.input_size
+        or native_input_size(options.arch)
+        or params.data.image_size,
         "width": getattr(options, "width", 0),
     }
 

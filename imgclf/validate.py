@@ -19,12 +19,14 @@ from imgclf.layout import check_trainable, scan
 from imgclf.samples import Sample
 from imgclf.split import assign_splits
 from imgclf.submission import labels_file
+from imgclf.timm_names import check_timm_backbone
 
 LISTED = 5  # broken links named in the message
 
 
 def validate(params: Params) -> dict[str, Any]:
     """Check the data folder against the parameters; return what was found there."""
+    check_timm_backbone(params.transfer)
     root = Path(params.data.root)
     if root.is_dir():
         refuse_broken_links(root)

@@ -20,6 +20,7 @@ STAGES = [
     "train_transfer",
     "evaluate",
     "make_submission",
+    "export",
 ]
 
 pytestmark = pytest.mark.slow

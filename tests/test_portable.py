@@ -1,5 +1,5 @@
-"""The same bits on another machine: with train.deterministic, the training and evaluation
-stages pin the CPU's machine-dependent arithmetic, so a machine with another vector width,
+"""The same bits on another machine: with train.deterministic, the training, evaluation and
+export stages pin the CPU's machine-dependent arithmetic, so a machine with another vector width,
 another MKL code path and another number of cores computes exactly what this one does.
 
 "Another machine" is this one told so through the variables such a machine would differ in:
@@ -29,7 +29,7 @@ ANOTHER_MACHINE = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
-STAGES = ("train_scratch", "train_transfer", "evaluate")
+STAGES = ("train_scratch", "train_transfer", "evaluate", "export")
 OUTPUTS = [
     "models/scratch.pt",
     "models/transfer.pt",
@@ -39,7 +39,9 @@ OUTPUTS = [
     "metrics/test_predictions.csv",
     "plots/history/scratch.csv",
     "plots/history/transfer.csv",
+    "metrics/export.json",
 ]
+EXPORTED = 2  # the submitted model's .onnx and .json in models/export
 
 
 def run_stages(project: Path, machine: dict[str, str], stages: tuple[str, ...]) -> dict:
@@ -51,9 +53,10 @@ def run_stages(project: Path, machine: dict[str, str], stages: tuple[str, ...]) 
             command, cwd=project, env=os.environ | machine, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stdout + result.stderr
+    exported = sorted(p.relative_to(project).as_posix() for p in project.glob("models/export/*"))
     return {
         name: hashlib.sha256((project / name).read_bytes()).hexdigest()
-        for name in OUTPUTS
+        for name in [*OUTPUTS, *exported]
         if (project / name).exists()
     }
 
@@ -68,7 +71,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_another_machine_computes_the_same_bits(project: Path) -> None:
     here = run_stages(project, {}, STAGES)
     there = run_stages(project, ANOTHER_MACHINE, STAGES)
-    assert len(here) == len(OUTPUTS)
+    assert len(here) == len(OUTPUTS) + EXPORTED
     assert there == here
 
 

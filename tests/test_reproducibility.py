@@ -18,7 +18,15 @@ from tests.conftest import make_project, run
 
 pytestmark = pytest.mark.slow
 
-METRICS_FILES = ["prepare", "check", "train_scratch", "train_transfer", "evaluate", "submission"]
+METRICS_FILES = [
+    "prepare",
+    "check",
+    "train_scratch",
+    "train_transfer",
+    "evaluate",
+    "submission",
+    "export",
+]
 
 
 def read_json(metrics_file: Path) -> dict:
@@ -33,6 +41,8 @@ def results(project: Path) -> dict:
     for model in ("scratch", "transfer"):
         state = torch.load(project / f"models/{model}.pt", map_location="cpu", weights_only=False)
         found[f"{model}_weights"] = weights_digest(state["model"])
+    for exported in (project / "models/export").iterdir():
+        found[exported.name] = exported.read_bytes()
     return found
 
 
@@ -71,6 +81,7 @@ def changed_stages(project: Path) -> set[str]:
         (["-S", "train.lr=0.001"], {"train_scratch", "train_transfer"}),
         (["-S", "evaluate.tta_flip=true"], {"evaluate", "make_submission"}),
         (["-S", "submission.id_column=image"], {"make_submission"}),
+        (["-S", "submission.model=scratch"], {"make_submission", "export"}),
         (["-S", "check.near_duplicate_bits=3"], {"check"}),
     ],
 )

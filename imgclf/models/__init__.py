@@ -15,12 +15,13 @@ def build_model(
     image_size: int,
     width: int = 0,
     pretrained: bool = False,
+    weights: str | None = None,
 ) -> Classifier:
     """The named architecture. `width` sizes the scratch resnet; `pretrained` loads
-    ImageNet weights into a transfer model."""
+    ImageNet weights into a transfer model, from the file `weights` if given (timm models)."""
     if kind == "scratch":
         return build_scratch(arch, num_classes, image_size, width)
-    return build_transfer(arch, num_classes, image_size, pretrained)
+    return build_transfer(arch, num_classes, image_size, pretrained, weights)
 
 
 __all__ = ["Classifier", "build_model"]

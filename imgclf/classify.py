@@ -1,0 +1,166 @@
+"""Label new images with a trained model: `python -m imgclf.classify MODEL PATH... [--out CSV]`.
+
+MODEL is a checkpoint (`models/scratch.pt`) or the exported ONNX file (`models/export/*.onnx`,
+its model card beside it). Each PATH is an image file or a folder, searched recursively.
+Every image is decoded and resized as `prepare` made the training images, at the size recorded
+with the model, and the files go through in batches, so memory does not grow with their
+number. The CSV has one row per image: the file, then the top-k classes, most probable first,
+each with its probability. A file that cannot be used is listed on stderr with the reason,
+and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from tqdm import tqdm
+
+from imgclf.atomic import atomic_open
+from imgclf.errors import UserError, exit_on_user_error
+from imgclf.images import UnusableImage, decode_image
+from imgclf.inference import Loaded, load_model, softmax
+from imgclf.layout import files_below
+from imgclf.wording import counted
+
+DEFAULT_MAX_PIXELS = 100_000_000  # params.yaml's prepare.max_image_pixels
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m imgclf.classify", description=__doc__)
+    parser.add_argument("model", type=Path, help="a .pt checkpoint or an exported .onnx file")
+    parser.add_argument("paths", type=Path, nargs="+", help="image files or folders")
+    parser.add_argument("--out", type=Path, help="the CSV to write (default: standard output)")
+    parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads (default: train.cpu_threads of the model)"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="larger images are refused as decompression bombs",
+    )
+    args = parser.parse_args(argv)
+    for option in ("top_k", "batch_size", "threads", "max_pixels"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1 (got {value})")
+    return args
+
+
+def image_files(paths: Iterable[Path], skipped: list[tuple[Path, str]]) -> list[Path]:
+    """The files named, and the image files below the folders named (hidden ones left out);
+    other files below the folders are added to `skipped` with the reason."""
+    found = []
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            for file, kind in files_below(path):
+                if kind == "image":
+                    found.append(file)
+                elif kind == "other":
+                    skip(skipped, file, "not an image file extension")
+        else:
+            raise UserError(f"{path}: no such file or folder")
+    return found
+
+
+def decoded(
+    files: list[Path], size: int, max_pixels: int, skipped: list[tuple[Path, str]]
+) -> tuple[list[Path], list[np.ndarray]]:
+    """The files that decode, and their images (size, size, 3); the others go to `skipped`."""
+    kept, images = [], []
+    for file in files:
+        try:
+            (image,), _ = decode_image(file.read_bytes(), (size,), max_pixels)
+        except UnusableImage as reason:
+            skip(skipped, file, str(reason))
+            continue
+        except OSError as error:
+            skip(skipped, file, f"unreadable: {error.strerror or error}")
+            continue
+        kept.append(file)
+        images.append(image)
+    return kept, images
+
+
+def classify(
+    model: Loaded,
+    files: list[Path],
+    out: IO[str],
+    top_k: int,
+    batch_size: int,
+    max_pixels: int,
+    skipped: list[tuple[Path, str]],
+) -> int:
+    """Write the CSV of `files` to `out`; return how many images were labelled."""
+    top_k = min(top_k, len(model.classes))
+    writer = csv.writer(out)
+    header = ["file"]
+    for rank in range(1, top_k + 1):
+        header += [f"class_{rank}", f"prob_{rank}"]
+    writer.writerow(header)
+    labelled = 0
+    with tqdm(total=len(files), desc="classify", unit="img", file=sys.stderr) as progress:
+        for batch in _batches(files, batch_size):
+            kept, images = decoded(batch, model.image_size, max_pixels, skipped)
+            if kept:
+                probabilities = softmax(model.scorer.logits(np.stack(images)))
+                best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+                for file, order, row in zip(kept, best, probabilities, strict=True):
+                    cells = [(model.classes[i], f"{row[i]:.6f}") for i in order]
+                    writer.writerow([file.as_posix(), *itertools.chain(*cells)])
+            labelled += len(kept)
+            progress.update(len(batch))
+    return labelled
+
+
+def skip(skipped: list[tuple[Path, str]], file: Path, reason: str) -> None:
+    """List a file that is not labelled, and say why on stderr (above the progress bar)."""
+    skipped.append((file, reason))
+    tqdm.write(f"skipped {file}: {reason}", file=sys.stderr)
+
+
+def _batches(files: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(files), size):
+        yield files[start : start + size]
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    if path is None:
+        yield sys.stdout
+        return
+    with atomic_open(path, newline="") as file:
+        yield file
+
+
+@exit_on_user_error
+def main() -> None:
+    args = parse_args(sys.argv[1:])
+    skipped: list[tuple[Path, str]] = []
+    files = image_files(args.paths, skipped)
+    if not files:
+        raise UserError(f"no image files in {', '.join(str(p) for p in args.paths)}")
+    model = load_model(args.model, args.threads)
+    with _output(args.out) as out:
+        labelled = classify(
+            model, files, out, args.top_k, args.batch_size, args.max_pixels, skipped
+        )
+    where = f" in {args.out}" if args.out else ""
+    also = f"; {counted(len(skipped), 'file')} skipped (listed above)" if skipped else ""
+    print(f"classify: {counted(labelled, 'image')} labelled{where}{also}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""A trained model as a function from decoded images to class scores, whether it is a
+checkpoint (`.pt`, run by PyTorch) or its ONNX export (`.onnx`, run by ONNX Runtime).
+
+Both take what the pipeline's cache holds: uint8 (N, size, size, 3) RGB arrays, each image
+decoded and resized as `prepare` does, at the size recorded with the model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from imgclf.errors import UserError
+
+INPUT, OUTPUT = "pixels", "logits"  # the ONNX graph's input and output
+
+
+class Scorer(Protocol):
+    def logits(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Loaded:
+    scorer: Scorer
+    classes: list[str]
+    image_size: int  # decode and resize every image to this, as prepare did
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (float64) from logits, one row per image."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class OnnxModel:
+    """An ONNX classifier under ONNX Runtime on the CPU, with `threads` threads (train.cpu_threads
+    in the pipeline), and its deterministic kernels when `deterministic`."""
+
+    def __init__(self, model: bytes | Path, threads: int, deterministic: bool) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.use_deterministic_compute = deterministic
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = onnxruntime.InferenceSession(
+            source, options, providers=["CPUExecutionProvider"]
+        )
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        pixels = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
+        return self.session.run([OUTPUT], {INPUT: pixels})[0]
+
+
+class TorchModel:
+    """A checkpoint's model, run as the evaluation and submission stages run it."""
+
+    def __init__(self, path: Path) -> None:
+        import torch
+
+        from imgclf.evaluate import load_trained
+        from imgclf.runtime import pick_device
+
+        self.trained = load_trained(path)
+        self.device = pick_device("auto")
+        self.model = self.trained.model.to(self.device, memory_format=torch.channels_last)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        from imgclf.predict import predict_logits
+
+        batch = torch.from_numpy(images)
+        no_targets = torch.zeros(len(batch), dtype=torch.long)
+        logits, _ = predict_logits(self.model, [(batch, no_targets)], self.device)
+        return logits.numpy()
+
+
+def card_path(onnx_file: Path) -> Path:
+    """The model card beside an exported model: what it takes, its classes, where it is from."""
+    return onnx_file.with_suffix(".json")
+
+
+def load_model(path: Path, threads: int | None = None) -> Loaded:
+    """A `.pt` checkpoint or an exported `.onnx` file (with its `.json` card beside it). The
+    CPU arithmetic is pinned as the pipeline pinned it (train.deterministic), on `threads`
+    threads (default: train.cpu_threads as it was when the model was trained or exported)."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    if path.suffix == ".onnx":
+        card = read_card(path)
+        runtime = card["runtime"]
+        scorer = OnnxModel(path, threads or runtime["cpu_threads"], runtime["deterministic"])
+        return Loaded(scorer, card["classes"], card["image_size"])
+    if path.suffix in (".pt", ".pth"):
+        from imgclf import checkpoint
+        from imgclf.config import TrainParams
+        from imgclf.runtime import pin_cpu_arithmetic
+
+        # Read before the model is built: the arithmetic is pinned before it computes anything.
+        trained_with = checkpoint.load(path)["provenance"]["params"]
+        train = TrainParams.model_validate(trained_with["train"])
+        if threads:
+            train = train.model_copy(update={"cpu_threads": threads})
+        pin_cpu_arithmetic(train)
+        model = TorchModel(path)
+        return Loaded(model, model.trained.meta["classes"], trained_with["image_size"])
+    raise UserError(f"{path}: a model is a .pt checkpoint or an .onnx export")
+
+
+def read_card(onnx_file: Path) -> dict[str, Any]:
+    card = card_path(onnx_file)
+    try:
+        return json.loads(card.read_text())
+    except FileNotFoundError:
+        raise UserError(
+            f"{card} not found: an .onnx model is used with the model card the export stage "
+            "writes beside it (classes, input size)"
+        ) from None

@@ -1,0 +1,78 @@
+"""Export the submitted model (submission.model) as ONNX with its model card, after checking
+on every test image that ONNX Runtime predicts what PyTorch predicts."""
+
+import time
+
+import numpy as np
+
+from imgclf import paths
+from imgclf.atomic import atomic_open, write_json
+from imgclf.cache import ImageCache
+from imgclf.config import load_params
+from imgclf.errors import UserError, exit_on_user_error
+from imgclf.evaluate import load_trained
+from imgclf.inference import card_path
+from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
+from imgclf.runtime import pin_cpu_arithmetic
+from imgclf.samples import load_split_data
+from imgclf.submission import choose_model
+
+
+@exit_on_user_error
+def main() -> None:
+    params = load_params()
+    pin_cpu_arithmetic(params.train)
+    started = time.perf_counter()
+    trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
+    val_acc = {name: model.meta["val_acc"] for name, model in trained.items()}
+    chosen = choose_model(params.submission.model, val_acc)
+    model = trained[chosen]
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    indices, targets = data.indices("test"), data.targets("test")
+    image_size = model.meta["provenance"]["params"]["image_size"]  # the cache's, as trained
+
+    exported = onnx_bytes(model.model, image_size)
+    check = verify(
+        exported, model, ImageCache(paths.CACHE), indices, params.evaluate.batch_size, params.train
+    )
+    if check.disagreements:
+        raise UserError(
+            f"export: ONNX Runtime predicts another class than PyTorch on "
+            f"{check.disagreements} of the {len(indices)} test images (largest probability "
+            f"difference {check.max_prob_diff:.3g}); nothing was written. Report it with the "
+            "versions of torch, onnxscript and onnxruntime"
+        )
+    test_acc = round(float(np.mean(check.predicted == targets)), 6)
+
+    for other in paths.MODEL_NAMES:  # the folder holds the submitted model's files only
+        paths.exported(other).unlink(missing_ok=True)
+        card_path(paths.exported(other)).unlink(missing_ok=True)
+    target = paths.exported(chosen)
+    with atomic_open(target, "wb") as file:
+        file.write(exported)
+    write_json(card_path(target), model_card(chosen, model, image_size, test_acc, params.train))
+    bound = power_of_ten_above(check.max_prob_diff)
+    summary = {
+        "model": chosen,
+        "test_images": len(indices),
+        "agreement": 1 - check.disagreements / len(indices),
+        "max_prob_diff_below": bound,
+        "test_acc": test_acc,
+    }
+    write_json(paths.METRICS / "export.json", {"export": summary})
+    timing = {
+        "seconds": round(time.perf_counter() - started, 2),
+        "max_prob_diff": check.max_prob_diff,
+        "onnx_images_per_s": check.onnx_images_per_s,
+    }
+    write_json(paths.timing("export"), {"export": timing})
+    print(
+        f"export: the {chosen} model in {target} ({len(exported) / 1e6:.1f} MB) and its card "
+        f"{card_path(target)}; ONNX Runtime agrees with PyTorch on all {len(indices)} test "
+        f"images, largest probability difference {check.max_prob_diff:.3g} (below {bound:g}); "
+        f"test accuracy {test_acc:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

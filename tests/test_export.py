@@ -1,0 +1,89 @@
+"""The export stage: the submitted model as ONNX, checked against PyTorch on the test images,
+the same bytes wherever and however often it runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgclf.cache import ImageCache
+from imgclf.config import load_params
+from imgclf.evaluate import load_trained
+from imgclf.onnx_export import onnx_bytes, power_of_ten_above, verify
+from imgclf.samples import load_split_data
+from tests.conftest import run
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_the_submitted_model_is_exported_with_its_card(repro_project: Path) -> None:
+    submitted = read_json(repro_project / "metrics/submission.json")["submission"]["model"]
+    exported = read_json(repro_project / "metrics/export.json")["export"]
+    assert exported["model"] == submitted
+    assert exported["agreement"] == 1.0 and exported["test_images"] == 270
+    assert exported["max_prob_diff_below"] <= 1e-4
+    measured = read_json(repro_project / "metrics/timing/export.json")["export"]
+    assert measured["max_prob_diff"] < exported["max_prob_diff_below"]
+
+    folder = repro_project / "models/export"
+    assert sorted(p.name for p in folder.iterdir()) == [f"{submitted}.json", f"{submitted}.onnx"]
+    card = read_json(folder / f"{submitted}.json")
+    checkpoint = load_trained(repro_project / f"models/{submitted}.pt").meta
+    assert card["classes"] == checkpoint["classes"] == [str(d) for d in range(10)]
+    assert card["image_size"] == 16 and card["input"]["shape"] == ["batch", 3, 16, 16]
+    assert card["code_sha256"] == checkpoint["provenance"]["code_sha256"]
+    evaluated = read_json(repro_project / "metrics/evaluate.json")[submitted]
+    assert card["test_acc"] == exported["test_acc"] == evaluated["test_acc"]
+
+
+@pytest.mark.slow
+def test_two_exports_in_two_folders_give_the_same_bytes(
+    repro_project: Path, tmp_path: Path
+) -> None:
+    """The exporter notes each node's Python source path; a copy elsewhere must not differ."""
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(repro_project, copy, symlinks=True, ignore=shutil.ignore_patterns(".dvc"))
+    run([sys.executable, "-m", "stages.export"], copy, env={"PYTHONPATH": str(copy)})
+    outputs = [
+        *(p.relative_to(repro_project) for p in (repro_project / "models/export").iterdir()),
+        Path("metrics/export.json"),
+    ]
+    for name in outputs:
+        assert (copy / name).read_bytes() == (repro_project / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_the_check_finds_an_export_that_predicts_otherwise(
+    repro_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repro_project)
+    params = load_params()
+    trained = load_trained(Path("models/scratch.pt"))
+    data = load_split_data(Path("data/prepared/manifest.csv"), Path("data/split.csv"))
+    cache = ImageCache(Path("data/prepared/images.npy"))
+    indices = data.indices("test")
+    same = verify(onnx_bytes(trained.model, 16), trained, cache, indices, 64, params.train)
+    assert same.disagreements == 0 and same.max_prob_diff < 1e-4
+
+    other = load_trained(Path("models/scratch.pt")).model
+    head = [m for m in other.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # each class's output moved to the next class: every answer changes
+        head.weight.copy_(head.weight.roll(1, dims=0))
+        head.bias.copy_(head.bias.roll(1, dims=0))
+    changed = verify(onnx_bytes(other, 16), trained, cache, indices, 64, params.train)
+    assert changed.disagreements == len(indices) and changed.max_prob_diff > 1e-2
+
+
+@pytest.mark.parametrize(
+    ("value", "bound"), [(4.04e-7, 1e-6), (9.99e-5, 1e-4), (0.03, 0.1), (0.0, 1e-9)]
+)
+def test_the_recorded_bound_is_the_next_power_of_ten(value: float, bound: float) -> None:
+    assert power_of_ten_above(value) == pytest.approx(bound)

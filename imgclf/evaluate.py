@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from sklearn.metrics import (
 from imgclf import checkpoint
 from imgclf.cache import ImageCache
 from imgclf.loader import CachedImages, make_batches
-from imgclf.models import Classifier, build_model
+from imgclf.models import Classifier, Ensemble, build_model
 from imgclf.predict import predict_logits
 from imgclf.runtime import pick_device
 
@@ -28,7 +29,7 @@ ENSEMBLE = "ensemble"  # both models together: the mean of their probabilities
 
 @dataclass(frozen=True)
 class Trained:
-    model: Classifier
+    model: Classifier | Ensemble
     meta: dict[str, Any]  # everything in the checkpoint but the weights
     weights_sha256: str
 
@@ -95,6 +96,17 @@ def ensemble_logits(logits: list[torch.Tensor]) -> torch.Tensor:
     """The models' probabilities averaged, as log-probabilities (which score reads as logits:
     their softmax is the average)."""
     return torch.stack([each.softmax(1) for each in logits]).mean(0).log()
+
+
+def ensemble_of(trained: dict[str, Trained]) -> Trained:
+    """The trained models as one (imgclf.models.Ensemble), for the export; its metadata is
+    the first member's, with every member's under "members"."""
+    first = next(iter(trained.values()))
+    meta = {**first.meta, "members": {name: each.meta for name, each in trained.items()}}
+    digest = hashlib.sha256("".join(each.weights_sha256 for each in trained.values()).encode())
+    return Trained(
+        Ensemble({name: each.model for name, each in trained.items()}), meta, digest.hexdigest()
+    )
 
 
 def accuracy_interval(correct: int, total: int) -> tuple[float, float]:

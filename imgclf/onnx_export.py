@@ -16,13 +16,13 @@ from imgclf.cache import ImageCache
 from imgclf.config import TrainParams
 from imgclf.evaluate import Trained, predict
 from imgclf.inference import INPUT, OUTPUT, OnnxModel, softmax
-from imgclf.models import Classifier
+from imgclf.models import Classifier, Ensemble
 
 OPSET = 20  # fixed, so that a new torch default cannot change the file unasked
 SMALLEST_BOUND = 1e-9  # a difference of exactly 0 is reported as below this
 
 
-def onnx_bytes(model: Classifier, image_size: int) -> bytes:
+def onnx_bytes(model: Classifier | Ensemble, image_size: int) -> bytes:
     """The model as ONNX: float pixels 0-255, (N, 3, image_size, image_size), any N, to logits.
     The normalisation (and the resize to the model's input size, where that differs) is part
     of the graph, as it is part of the Classifier."""
@@ -102,12 +102,24 @@ def model_card(
     name: str, trained: Trained, image_size: int, test_acc: float, train: TrainParams
 ) -> dict[str, Any]:
     """What a user of the ONNX file needs (what goes in, what comes out, the classes) and where
-    it is from; nothing that differs between machines or commits of the same code."""
+    it is from; nothing that differs between machines or commits of the same code. An
+    ensemble describes each of its members."""
     model, meta = trained.model, trained.meta
     classes = meta["classes"]
+    if isinstance(model, Ensemble):
+        members = {
+            key: _described(each, meta["members"][key]) for key, each in model.members.items()
+        }
+        described = {
+            "arch": "ensemble: the mean of its members' probabilities",
+            "members": members,
+            "code_sha256": meta["provenance"]["code_sha256"],
+        }
+    else:
+        described = _described(model, meta)
     return {
         "model": name,
-        "arch": meta["architecture"]["arch"],
+        **described,
         "classes": classes,
         "input": {
             "name": INPUT,
@@ -123,6 +135,21 @@ def model_card(
             "RGB (16 bits scaled to 8, transparency over white), then resized to image_size x "
             "image_size with Pillow's bilinear filter (reducing_gap 3.0)"
         ),
+        "output": {
+            "name": OUTPUT,
+            "shape": ["batch", len(classes)],
+            "meaning": "logits: a softmax over the classes gives the probabilities",
+        },
+        "test_acc": test_acc,
+        "runtime": {"cpu_threads": train.cpu_threads, "deterministic": train.deterministic},
+        "opset": OPSET,
+    }
+
+
+def _described(model: Classifier, meta: dict[str, Any]) -> dict[str, Any]:
+    """One trained model's architecture, input size and normalisation, and its code."""
+    return {
+        "arch": meta["architecture"]["arch"],
         "model_input_size": model.input_size,
         "normalisation": {
             "in_graph": True,
@@ -131,13 +158,5 @@ def model_card(
             "formula": "(pixels - mean) / std, on the 0-255 scale, after a bilinear "
             "antialiased resize to model_input_size where that differs from image_size",
         },
-        "output": {
-            "name": OUTPUT,
-            "shape": ["batch", len(classes)],
-            "meaning": "logits: a softmax over the classes gives the probabilities",
-        },
         "code_sha256": meta["provenance"]["code_sha256"],
-        "test_acc": test_acc,
-        "runtime": {"cpu_threads": train.cpu_threads, "deterministic": train.deterministic},
-        "opset": OPSET,
     }

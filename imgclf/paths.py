@@ -30,7 +30,7 @@ def checkpoint(model: ModelName) -> Path:
     return MODELS / f"{model}.pt"
 
 
-def exported(model: ModelName) -> Path:
+def exported(model: str) -> Path:
     """The ONNX file of `model`; its model card is beside it (`.json`)."""
     return EXPORT / f"{model}.onnx"
 

@@ -10,7 +10,7 @@ from imgclf.atomic import atomic_open, write_json
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import UserError, exit_on_user_error
-from imgclf.evaluate import load_trained
+from imgclf.evaluate import ENSEMBLE, ensemble_of, load_trained
 from imgclf.inference import card_path
 from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
 from imgclf.runtime import pin_cpu_arithmetic
@@ -26,7 +26,7 @@ def main() -> None:
     trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
     val_acc = {name: model.meta["val_acc"] for name, model in trained.items()}
     chosen = choose_model(params.submission.model, val_acc)
-    model = trained[chosen]
+    model = ensemble_of(trained) if chosen == ENSEMBLE else trained[chosen]
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     indices, targets = data.indices("test"), data.targets("test")
     image_size = model.meta["provenance"]["params"]["image_size"]  # the cache's, as trained
@@ -44,7 +44,7 @@ def main() -> None:
         )
     test_acc = round(float(np.mean(check.predicted == targets)), 6)
 
-    for other in paths.MODEL_NAMES:  # the folder holds the submitted model's files only
+    for other in (*paths.MODEL_NAMES, ENSEMBLE):  # the folder holds the submitted model only
         paths.exported(other).unlink(missing_ok=True)
         card_path(paths.exported(other)).unlink(missing_ok=True)
     target = paths.exported(chosen)

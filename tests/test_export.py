@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
-from imgclf.evaluate import load_trained
-from imgclf.onnx_export import onnx_bytes, power_of_ten_above, verify
+from imgclf.evaluate import ensemble_logits, ensemble_of, load_trained, predict
+from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
 from imgclf.samples import load_split_data
 from tests.conftest import run
 
@@ -87,3 +88,27 @@ def test_the_check_finds_an_export_that_predicts_otherwise(
 )
 def test_the_recorded_bound_is_the_next_power_of_ten(value: float, bound: float) -> None:
     assert power_of_ten_above(value) == pytest.approx(bound)
+
+
+@pytest.mark.slow
+def test_an_ensemble_exports_as_one_file_that_agrees(
+    repro_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """submission.model: ensemble exports both models in one graph, the mean of their
+    probabilities, with a card that describes each member."""
+    monkeypatch.chdir(repro_project)
+    params = load_params()
+    members = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
+    ensemble = ensemble_of(members)
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    cache, indices = ImageCache(paths.CACHE), data.indices("test")
+    exported = onnx_bytes(ensemble.model, 16)
+    check = verify(exported, ensemble, cache, indices, 64, params.train)
+    assert check.disagreements == 0 and check.max_prob_diff < 1e-4
+    separately = ensemble_logits(
+        [predict(each, cache, indices, 64, tta_flip=False) for each in members.values()]
+    )
+    assert (check.predicted == separately.argmax(1).numpy()).all()
+    card = model_card("ensemble", ensemble, 16, 0.5, params.train)
+    assert set(card["members"]) == {"scratch", "transfer"}
+    assert card["members"]["transfer"]["arch"] == "efficientnet_lite0"

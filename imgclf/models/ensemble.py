@@ -1,0 +1,22 @@
+"""Several trained classifiers as one model: the mean of their probabilities."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from imgclf.models.classifier import Classifier
+
+
+class Ensemble(nn.Module):
+    """Takes what each member takes (raw pixels; each resizes and normalises them its own way)
+    and returns log-probabilities, which read as logits: their softmax is the mean of the
+    members' probabilities."""
+
+    def __init__(self, members: dict[str, Classifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleDict(members)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        probabilities = [member(pixels).softmax(1) for member in self.members.values()]
+        return torch.stack(probabilities).mean(0).log()

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/run.py`
 
 from bench.machine import describe, run_measured
-from bench.workspace import copy_project, load_profile
+from bench.workspace import copy_project, load_profile, parse_settings
 from imgclf.config import read_yaml
 from imgclf.submission import DEFAULT_LABELS_FILE
 
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     profile = load_profile(args.profile)
-    profile |= dict(setting.split("=", 1) for setting in args.set)
+    profile |= parse_settings(args.set)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
     data = data_view(args.data.resolve(), work / "data")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 import torch
 
 from bench.machine import describe, images_per_second, run_measured
-from bench.workspace import copy_project, load_profile, write_params
+from bench.workspace import copy_project, load_profile, parse_settings, write_params
 from imgclf import paths
 from imgclf.config import load_params
 from imgclf.loader import Batch, Batches
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--stage", action="store_true", help="also run each training stage")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    profile = load_profile(args.profile) | dict(setting.split("=", 1) for setting in args.set)
+    profile = load_profile(args.profile) | parse_settings(args.set)
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(
             Path(folder) / "project",

@@ -48,6 +48,15 @@ def load_profile(name: str) -> dict[str, Any]:
     return flatten(read_yaml(path if path.exists() else Path(name)))
 
 
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` arguments as dotted keys and values read as YAML ("false" is False)."""
+    parsed = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        parsed[key] = YAML(typ="safe", pure=True).load(value)
+    return parsed
+
+
 def set_key(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:

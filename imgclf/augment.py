@@ -16,10 +16,8 @@ from __future__ import annotations
 import functools
 import math
 
-import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
-from kornia.augmentation.auto import TrivialAugment
 
 from imgclf.config import AugmentParams
 
@@ -38,7 +36,12 @@ def augment_batch(
 
 
 @functools.cache
-def trivial_augment_policy(params: AugmentParams, size: int) -> K.AugmentationSequential:
+def trivial_augment_policy(params: AugmentParams, size: int) -> torch.nn.Module:
+    # Kornia computes with tensors when imported, which fixes torch's CPU code path: it is
+    # imported here, after pin_cpu_arithmetic, never at module level.
+    import kornia.augmentation as K
+    from kornia.augmentation.auto import TrivialAugment
+
     steps = [K.RandomResizedCrop((size, size), scale=(params.crop_scale, 1.0))]
     if params.horizontal_flip:
         steps.append(K.RandomHorizontalFlip())

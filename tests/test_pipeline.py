@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,13 @@ def test_repro_then_experiment_then_review_commands(dvc_project) -> None:
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout, stage
     # Each stage ends with a sentence that says what it did and where the results went.
-    assert "split: 400 images to train on, 189 to validate and 270 to test, 270 to predict" in (
-        first.stdout
-    )
+    with (project / "data/split.csv").open() as f:
+        counts = Counter(row["split"] for row in csv.DictReader(f))
+    assert counts["train"] == 400  # tiny settings: max_train_per_class 40
+    assert (
+        f"split: 400 images to train on, {counts['val']} to validate and {counts['test']} to "
+        f"test, {counts['predict']} to predict; in data/split.csv"
+    ) in first.stdout
     for model in ("scratch", "transfer"):
         kept = re.search(
             rf"train_{model}: kept epoch (\d) of 2 \(val loss [\d.]+, val acc", first.stdout

@@ -61,6 +61,24 @@ def run_stages(project: Path, machine: dict[str, str], stages: tuple[str, ...]) 
     }
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_importing_a_stage_leaves_the_cpu_code_path_unchosen(stage: str) -> None:
+    """torch fixes its CPU code path at the first computation; a library that computes on
+    import (Kornia does) would fix it before the stage can pin it."""
+    chosen_after_import = (
+        f"import os, stages.{stage}, torch; os.environ['ATEN_CPU_CAPABILITY'] = 'default'; "
+        "print(torch.backends.cpu.get_cpu_capability())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", chosen_after_import],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "DEFAULT"
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = make_project(tmp_path_factory.mktemp("portable"))

@@ -82,7 +82,9 @@ def changed_stages(project: Path) -> set[str]:
         (["-S", "evaluate.tta_flip=true"], {"evaluate", "make_submission"}),
         (["-S", "submission.id_column=image"], {"make_submission"}),
         (["-S", "submission.model=scratch"], {"make_submission", "export"}),
-        (["-S", "check.near_duplicate_bits=3"], {"check"}),
+        # split keeps the copies that check's thresholds find in one split
+        (["-S", "check.near_duplicate_bits=3"], {"check", "split"}),
+        (["-S", "split.keep_copies_together=false"], {"split"}),
     ],
 )
 def test_a_parameter_change_marks_exactly_the_stages_that_read_it(

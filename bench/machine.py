@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -76,3 +78,16 @@ def images_per_second(
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return seen / (time.perf_counter() - started)
+
+
+def run_data_stages(project: Path) -> None:
+    """prepare, split and check, run directly (untimed): what every training run reads."""
+    for stage in ("prepare", "split", "check"):
+        run_measured([sys.executable, "-m", f"stages.{stage}"], project)
+
+
+def run_training_stage(project: Path, model: str) -> tuple[float, dict]:
+    """The training stage's wall seconds and its timing record (images/s among them)."""
+    seconds, _ = run_measured([sys.executable, "-m", f"stages.train_{model}"], project)
+    timing = json.loads((project / f"metrics/timing/train_{model}.json").read_text())[model]
+    return seconds, timing

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/parallel.py`
 
-from bench.machine import describe, run_measured
+from bench.machine import describe, run_data_stages, run_training_stage
 from bench.workspace import copy_project, write_params
 
 MODELS = ("scratch", "transfer")
@@ -23,9 +23,8 @@ MODELS = ("scratch", "transfer")
 
 def train(project: Path, model: str, nproc: int) -> tuple[float, dict]:
     write_params(project / "params.yaml", project / "params.yaml", {"train.nproc": nproc})
-    seconds, _ = run_measured([sys.executable, "-m", f"stages.train_{model}"], project)
+    seconds, timing = run_training_stage(project, model)
     metrics = json.loads((project / f"metrics/train_{model}.json").read_text())[model]
-    timing = json.loads((project / f"metrics/timing/train_{model}.json").read_text())[model]
     return seconds, metrics | timing
 
 
@@ -40,8 +39,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(Path(folder) / "project", {"train.epochs": args.epochs})
-        for stage in ("prepare", "split", "check"):
-            run_measured([sys.executable, "-m", f"stages.{stage}"], project)
+        run_data_stages(project)
         for model in MODELS:
             runs = {nproc: train(project, model, nproc) for nproc in (1, args.nproc)}
             alone_s = runs[1][0]

@@ -8,7 +8,6 @@ machine's own), alternating, in the same run; the median of the repeats.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/portable.py`
 
-from bench.machine import describe, run_measured
+from bench.machine import describe, run_data_stages, run_training_stage
 from bench.workspace import copy_project, write_params
 
 MODELS = ("scratch", "transfer")
@@ -26,8 +25,7 @@ def train(project: Path, model: str, deterministic: bool) -> tuple[float, float]
     """Stage wall seconds and training images per second of one run."""
     params = project / "params.yaml"
     write_params(params, params, {"train.deterministic": deterministic})
-    seconds, _ = run_measured([sys.executable, "-m", f"stages.train_{model}"], project)
-    timing = json.loads((project / f"metrics/timing/train_{model}.json").read_text())[model]
+    seconds, timing = run_training_stage(project, model)
     return seconds, timing["images_per_s"]
 
 
@@ -41,8 +39,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(Path(folder) / "project", {})
-        for stage in ("prepare", "split", "check"):
-            run_measured([sys.executable, "-m", f"stages.{stage}"], project)
+        run_data_stages(project)
         for model in MODELS:
             runs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
             for _ in range(args.repeats):

@@ -95,8 +95,10 @@ DATA_SHARE_OF_GPU = 0.25
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:
-    """Whether `nbytes` of training images fit comfortably on `device`. On the CPU the
-    streaming loader is as fast (bench/loader.py) and keeps memory flat: never."""
+    """Whether `nbytes` of training images fit comfortably on `device`. On the CPU, never:
+    holding them gained 0 to 7 % of training speed over streaming (bench/throughput.py, the
+    cpu profile, within a few percent of run-to-run noise) and would cost their size in RAM,
+    while streaming keeps memory flat."""
     if device.type != "cuda":
         return False
     free, _ = torch.cuda.mem_get_info(device)

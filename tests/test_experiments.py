@@ -4,6 +4,7 @@ one's own photos with no labels file runs to an unscored submission with no extr
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -40,6 +41,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
+def restore_params(project: Path) -> None:
+    """Put back the committed params.yaml the way the README says. After a failed `dvc exp
+    run`, git's index can hold the changed file's timestamps with the committed content's
+    hash, so `git checkout -- params.yaml` and `git status` believe it unchanged."""
+    committed = run(["git", "show", "HEAD:params.yaml"], project).stdout
+    (project / "params.yaml").write_text(committed)
+
+
 def failed_experiment(project: Path, *settings: str) -> str:
     """Run `dvc exp run -S ...`, which must fail; its one error line from the project."""
     result = run(["dvc", "exp", "run", *settings], project, check=False)
@@ -69,7 +78,7 @@ def test_a_failed_experiment_loses_nothing(project: Path, settings: list[str], w
         assert words in failed_experiment(project, *settings)
         assert outputs(project) == before
     finally:
-        run(["git", "checkout", "HEAD", "--", "params.yaml"], project)
+        restore_params(project)
 
 
 def test_a_broken_link_in_the_data_stops_with_its_name(project: Path) -> None:
@@ -85,12 +94,14 @@ def test_a_broken_link_in_the_data_stops_with_its_name(project: Path) -> None:
 
 
 def test_set_changes_its_one_line_of_params_yaml(project: Path) -> None:
+    committed = run(["git", "show", "HEAD:params.yaml"], project).stdout.splitlines()
     failed_experiment(project, "-S", "train.batch_size=0")
     try:
-        diff = run(["git", "diff", "-U0", "params.yaml"], project).stdout
+        now = (project / "params.yaml").read_text().splitlines()
     finally:
-        run(["git", "checkout", "HEAD", "--", "params.yaml"], project)
-    changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]
+        restore_params(project)
+    diff = list(difflib.unified_diff(committed, now, n=0, lineterm=""))
+    changed = [line for line in diff if line[:1] in "+-" and line[:3] not in "+++---"]
     assert len(changed) == 2, diff
     assert changed[0].startswith("-  batch_size: 128") and changed[1].startswith("+  batch_size: 0")
 
@@ -105,5 +116,6 @@ def test_own_photos_without_labels_give_an_unscored_submission(project: Path) ->
         for model in ("scratch", "transfer"):
             assert (project / f"models/{model}.pt").exists()
     finally:
+        restore_params(project)
         run(["git", "checkout", "HEAD", "--", "."], project)
         run(["dvc", "checkout", "--force"], project)

@@ -92,12 +92,6 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
     )
 
 
-def ensemble_logits(logits: list[torch.Tensor]) -> torch.Tensor:
-    """The models' probabilities averaged, as log-probabilities (which score reads as logits:
-    their softmax is the average)."""
-    return torch.stack([each.softmax(1) for each in logits]).mean(0).log()
-
-
 def ensemble_of(trained: dict[str, Trained]) -> Trained:
     """The trained models as one (imgclf.models.Ensemble), for the export; its metadata is
     the first member's, with every member's under "members"."""

@@ -9,7 +9,6 @@ from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import (
     ENSEMBLE,
     confident_mistakes,
-    ensemble_logits,
     load_trained,
     predict,
     score,
@@ -20,6 +19,7 @@ from imgclf.evaluate_plots import (
     mistakes_title,
     per_class_figure,
 )
+from imgclf.models import mean_probability_logits
 from imgclf.plots import save_figure
 from imgclf.runtime import describe_runtime, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
@@ -84,7 +84,7 @@ def main() -> None:
             paths.PLOTS / f"mistakes_{name}.png",
         )
         report(name, scores.metrics, len(targets))
-    ensemble = score(ensemble_logits(all_logits), targets, data.classes)
+    ensemble = score(mean_probability_logits(all_logits), targets, data.classes)
     results[ENSEMBLE] = {f"test_{key}": value for key, value in ensemble.metrics.items()}
     predictions[ENSEMBLE] = [data.classes[i] for i in ensemble.predicted]
     report(f"{ENSEMBLE} (mean of both models' probabilities)", ensemble.metrics, len(targets))

@@ -5,7 +5,8 @@ from imgclf.atomic import write_csv, write_json
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
-from imgclf.evaluate import ENSEMBLE, ensemble_logits, load_trained, predict
+from imgclf.evaluate import ENSEMBLE, load_trained, predict
+from imgclf.models import mean_probability_logits
 from imgclf.runtime import pin_cpu_arithmetic
 from imgclf.samples import read_manifest
 from imgclf.submission import choose_model, labels_file, score_against, submission_id
@@ -25,7 +26,7 @@ def main() -> None:
     if samples:
         cache, rows_of = ImageCache(paths.CACHE), [s.index for s in samples]
         voters = list(trained) if chosen == ENSEMBLE else [chosen]
-        logits = ensemble_logits(
+        logits = mean_probability_logits(
             [
                 predict(
                     trained[name],

@@ -14,7 +14,8 @@ import torch
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
-from imgclf.evaluate import ensemble_logits, ensemble_of, load_trained, predict
+from imgclf.evaluate import ensemble_of, load_trained, predict
+from imgclf.models import mean_probability_logits
 from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
 from imgclf.samples import load_split_data
 from tests.conftest import run
@@ -105,7 +106,7 @@ def test_an_ensemble_exports_as_one_file_that_agrees(
     exported = onnx_bytes(ensemble.model, 16)
     check = verify(exported, ensemble, cache, indices, 64, params.train)
     assert check.disagreements == 0 and check.max_prob_diff < 1e-4
-    separately = ensemble_logits(
+    separately = mean_probability_logits(
         [predict(each, cache, indices, 64, tta_flip=False) for each in members.values()]
     )
     assert (check.predicted == separately.argmax(1).numpy()).all()

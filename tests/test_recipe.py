@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from imgclf.augment import augment_batch
-from imgclf.evaluate import ensemble_logits
-from imgclf.models import build_model
+from imgclf.models import build_model, mean_probability_logits
 from imgclf.recipe import make_ema, make_mixup, param_groups
 from imgclf.train import Progress
 
@@ -101,6 +100,6 @@ def test_trivialaugment_crops_to_the_models_size_and_follows_the_seed(make_param
 
 def test_the_ensemble_averages_the_models_probabilities() -> None:
     first, second = torch.randn(5, 3), torch.randn(5, 3)
-    combined = ensemble_logits([first, second])
+    combined = mean_probability_logits([first, second])
     expected = (first.softmax(1) + second.softmax(1)) / 2
     assert torch.allclose(combined.softmax(1), expected, atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -18,5 +20,10 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleDict(members)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        probabilities = [member(pixels).softmax(1) for member in self.members.values()]
-        return torch.stack(probabilities).mean(0).log()
+        return mean_probability_logits([member(pixels) for member in self.members.values()])
+
+
+def mean_probability_logits(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The mean of the models' probabilities, as log-probabilities (which read as logits:
+    their softmax is that mean)."""
+    return torch.stack([each.softmax(1) for each in logits]).mean(0).log()

@@ -8,7 +8,9 @@
   TrivialAugment operation and random erasing, from Kornia (which draws one operation per
   batch and its strength per image).
 
-Both resample straight to the model's input size.
+The keras policy shrinks a larger batch to the model's input size first, as evaluation does
+(antialiased), then transforms it at that size; sampling 150 px straight down to 96 px would
+alias, so training would see sharper, noisier pixels than evaluation.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from imgclf.config import AugmentParams
+from imgclf.models.classifier import resize_square
 
 PADDING = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
 
@@ -59,11 +62,13 @@ def is_identity(params: AugmentParams) -> bool:
 def random_affine(
     images: torch.Tensor, params: AugmentParams, generator: torch.Generator, size: int
 ) -> torch.Tensor:
-    """Augment a float batch (N, C, H, W) and resample it straight to `size` x `size`, in one
-    pass. The random draws come from `generator`, which lives on the batch's device, so no
-    step waits for the host."""
+    """Augment a float batch (N, C, H, W) at `size` x `size`: a larger batch is first shrunk
+    as evaluation shrinks it. The random draws come from `generator`, which lives on the
+    batch's device, so no step waits for the host."""
     if is_identity(params):
         return images
+    if max(images.shape[-2:]) > size:
+        images = resize_square(images, size)
     n, device = images.shape[0], images.device
 
     def uniform(limit: float) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from imgclf.augment import random_affine
+from imgclf.models.classifier import resize_square
 
 
 def batch(n: int = 8, size: int = 16) -> torch.Tensor:
@@ -53,10 +54,26 @@ def test_nearest_fill_repeats_the_border_instead_of_black(make_params) -> None:
     assert random_affine(images, constant, torch.Generator().manual_seed(0), 16).min() < 100
 
 
-def test_the_batch_is_resampled_straight_to_the_models_size(make_params) -> None:
-    """One pass from the cache's size to the model's: a constant picture stays constant."""
+def test_the_batch_comes_out_at_the_models_size(make_params) -> None:
+    """Shrunk and transformed: a constant picture stays constant."""
     params = make_params(augment__fill_mode="nearest").augment
     images = torch.full((4, 3, 32, 32), 90.0)
     out = random_affine(images, params, torch.Generator().manual_seed(0), 20)
     assert out.shape == (4, 3, 20, 20)
     assert torch.allclose(out, torch.full_like(out, 90.0), atol=1e-3)
+
+
+def test_a_larger_batch_is_shrunk_as_evaluation_shrinks_it(make_params) -> None:
+    """Training and evaluation see the same pixels: 150 px sampled straight down to 96 px by
+    the affine transform would alias where evaluation's resize antialiases."""
+    params = make_params(
+        augment__rotation=0, augment__zoom=0, augment__width_shift=0, augment__height_shift=0,
+        augment__shear=0, augment__horizontal_flip=True,
+    ).augment  # fmt: skip
+    images = batch(16, size=150)
+    evaluated = resize_square(images, 96)
+    out = random_affine(images, params, torch.Generator().manual_seed(1), 96)
+    for augmented, expected in zip(out, evaluated, strict=True):
+        assert torch.allclose(augmented, expected, atol=1e-3) or torch.allclose(
+            augmented, expected.flip(2), atol=1e-3
+        )

@@ -32,10 +32,7 @@ class Classifier(nn.Module):
         self.backbone_frozen = False
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        if pixels.shape[-1] != self.input_size or pixels.shape[-2] != self.input_size:
-            size = (self.input_size, self.input_size)
-            pixels = F.interpolate(pixels, size=size, mode="bilinear", antialias=True)
-        return self.net((pixels - self.mean) / self.std)
+        return self.net((resize_square(pixels, self.input_size) - self.mean) / self.std)
 
     def head_parameters(self) -> Iterator[nn.Parameter]:
         return (p for name, p in self.named_parameters() if self._in_head(name))
@@ -62,3 +59,11 @@ class Classifier(nn.Module):
 
     def _in_head(self, name: str) -> bool:
         return name.startswith(self.head_prefixes)
+
+
+def resize_square(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """A batch (N, C, H, W) resized to `size` x `size` the way every model sees its input at
+    evaluation (bilinear, antialiased when shrinking); the batch itself when it has that size."""
+    if pixels.shape[-2:] == (size, size):
+        return pixels
+    return F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/throughput.py`
@@ -64,9 +64,11 @@ def measure(name: str, steps: int) -> dict[str, float]:
     net.train()
     rng = torch.Generator(device).manual_seed(0)
     size = run.model.input_size
+    step_numbers = count()  # the moving average's warm-up follows the step number
 
     def real(batch: Batch) -> None:
-        train_step(run, net, training_input(batch[0], params.augment, rng, size), batch[1])
+        inputs = training_input(batch[0], params.augment, rng, size)
+        train_step(run, net, inputs, batch[1], next(step_numbers))
 
     batches = endless(run.train_batches)
     first = next(batches)
@@ -76,7 +78,9 @@ def measure(name: str, steps: int) -> dict[str, float]:
     first_step = time.perf_counter() - started
     real_rate = images_per_second(real, islice(batches, WARMUP + steps), WARMUP)
     synthetic = (training_input(first[0], params.augment, rng, size), first[1])
-    bound = images_per_second(lambda b: train_step(run, net, *b), [synthetic] * (WARMUP + steps))
+    bound = images_per_second(
+        lambda b: train_step(run, net, *b, next(step_numbers)), [synthetic] * (WARMUP + steps)
+    )
     return {"real": real_rate, "bound": bound, "first_step_s": first_step}
 
 

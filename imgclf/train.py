@@ -386,7 +386,7 @@ def training_input(
 
 
 def train_step(
-    run: Run, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, step: int = 0
+    run: Run, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, step: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step (the `step`-th of the run) on a batch already on the device;
     its loss and logits. Mixup and cutmix need an even batch: an odd last one is not mixed."""

@@ -39,7 +39,7 @@ def test_training_steps_never_wait_for_the_host(workdir, make_params, name: str)
         try:
             images, targets = next(batches)
             inputs = training_input(images, params.augment, generator, run.model.input_size)
-            loss, logits = train_step(run, net, inputs, targets)
+            loss, logits = train_step(run, net, inputs, targets, step)
             sums[0] += loss.detach() * len(targets)
             sums[1] += (logits.argmax(1) == targets).sum()
         finally:

@@ -126,8 +126,10 @@ def model_row(project: Path, name: str) -> dict:
 
 def ensemble_row(project: Path) -> dict:
     tested = metrics(project, "evaluate")["ensemble"]
+    weights = metrics(project, "provenance/evaluate")["ensemble"]["weights"]
+    shares = ", ".join(f"{name} {weight:.2f}" for name, weight in weights.items())
     return {
-        "model": "ensemble: the mean of both models' probabilities",
+        "model": f"ensemble: both models' probabilities weighted {shares}",
         "test accuracy": f"{tested['test_acc']:.2%}",
         "macro F1": f"{tested['test_f1']:.4f}",
     }

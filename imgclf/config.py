@@ -181,6 +181,7 @@ class TransferParams(ModelParams):
 class EvaluateParams(Section):
     batch_size: PositiveInt
     tta_flip: bool
+    ensemble_weights: Literal["equal", "fitted"]
 
 
 class SubmissionParams(Section):

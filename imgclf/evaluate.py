@@ -19,12 +19,15 @@ from sklearn.metrics import (
 
 from imgclf import checkpoint
 from imgclf.cache import ImageCache
+from imgclf.config import EvaluateParams
 from imgclf.loader import CachedImages, make_batches
-from imgclf.models import Classifier, Ensemble, build_model
+from imgclf.models import Classifier, Ensemble, build_model, mean_probability_logits
 from imgclf.predict import predict_logits
 from imgclf.runtime import pick_device
+from imgclf.samples import SplitData
 
-ENSEMBLE = "ensemble"  # both models together: the mean of their probabilities
+ENSEMBLE = "ensemble"  # both models together: the weighted mean of their probabilities
+WEIGHT_STEPS = 20  # a fitted ensemble weight is a multiple of 1/20
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,46 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
     )
 
 
-def ensemble_of(trained: dict[str, Trained]) -> Trained:
+def ensemble_of(trained: dict[str, Trained], weights: tuple[float, ...]) -> Trained:
     """The trained models as one (imgclf.models.Ensemble), for the export; its metadata is
     the first member's, with every member's under "members"."""
     first = next(iter(trained.values()))
     meta = {**first.meta, "members": {name: each.meta for name, each in trained.items()}}
     digest = hashlib.sha256("".join(each.weights_sha256 for each in trained.values()).encode())
-    return Trained(
-        Ensemble({name: each.model for name, each in trained.items()}), meta, digest.hexdigest()
-    )
+    members = {name: each.model for name, each in trained.items()}
+    return Trained(Ensemble(members, weights), meta, digest.hexdigest())
+
+
+def ensemble_weights(
+    trained: dict[str, Trained], params: EvaluateParams, data: SplitData, cache: ImageCache
+) -> tuple[float, ...]:
+    """The weights of the models' probabilities in the ensemble, in `trained`'s order, by
+    evaluate.ensemble_weights: `equal`, or `fitted` on the validation split."""
+    if params.ensemble_weights == "equal" or not len(data.indices("val")):
+        return (1 / len(trained),) * len(trained)
+    indices = data.indices("val")
+    logits = [
+        predict(each, cache, indices, params.batch_size, params.tta_flip)
+        for each in trained.values()
+    ]
+    return fit_weights(logits, data.targets("val"))
+
+
+def fit_weights(logits: list[torch.Tensor], targets: np.ndarray) -> tuple[float, ...]:
+    """Two models' weights, multiples of 1/WEIGHT_STEPS, whose weighted mean of probabilities
+    has the lowest loss on these logits (the weights nearest to equal on a tie)."""
+    if len(logits) != 2:
+        raise ValueError(f"fitted weights are for two models, not {len(logits)}")
+    labels = torch.as_tensor(targets)
+
+    def loss(step: int) -> tuple[float, int]:
+        weights = (1 - step / WEIGHT_STEPS, step / WEIGHT_STEPS)
+        mixed = mean_probability_logits(logits, weights)
+        # rounded so that a difference in the last bits of the arithmetic is a tie
+        return round(F.cross_entropy(mixed, labels).item(), 9), abs(2 * step - WEIGHT_STEPS)
+
+    best = min(range(WEIGHT_STEPS + 1), key=loss)
+    return (1 - best / WEIGHT_STEPS, best / WEIGHT_STEPS)
 
 
 def accuracy_interval(correct: int, total: int) -> tuple[float, float]:

@@ -111,7 +111,8 @@ def model_card(
             key: _described(each, meta["members"][key]) for key, each in model.members.items()
         }
         described = {
-            "arch": "ensemble: the mean of its members' probabilities",
+            "arch": "ensemble: the weighted mean of its members' probabilities",
+            "weights": dict(zip(model.members, model.weights, strict=True)),
             "members": members,
             "code_sha256": meta["provenance"]["code_sha256"],
         }

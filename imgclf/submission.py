@@ -15,7 +15,7 @@ DEFAULT_LABELS_FILE = "predict_labels.csv"  # what submission.labels_file: auto 
 
 def choose_model(choice: str, val_acc: dict[ModelName, float]) -> str:
     """`auto` takes the model with the better validation accuracy (transfer on a tie);
-    `ensemble` both, their probabilities averaged."""
+    `ensemble` both, their probabilities averaged (weighted by evaluate.ensemble_weights)."""
     if choice != "auto":
         return choice
     return max(reversed(MODEL_NAMES), key=lambda name: val_acc[name])

@@ -9,6 +9,7 @@ from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import (
     ENSEMBLE,
     confident_mistakes,
+    ensemble_weights,
     load_trained,
     predict,
     score,
@@ -38,9 +39,9 @@ def main() -> None:
     results, per_class, provenance = {}, {}, {}
     test = data.subset("test")
     predictions = {"path": [s.path for s in test], "label": [s.label for s in test]}
+    all_trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
     all_logits = []
-    for name in paths.MODEL_NAMES:
-        trained = load_trained(paths.checkpoint(name))
+    for name, trained in all_trained.items():
         arch = trained.meta["architecture"]["arch"]
         logits = predict(trained, cache, indices, params.batch_size, params.tta_flip)
         all_logits.append(logits)
@@ -84,10 +85,14 @@ def main() -> None:
             paths.PLOTS / f"mistakes_{name}.png",
         )
         report(name, scores.metrics, len(targets))
-    ensemble = score(mean_probability_logits(all_logits), targets, data.classes)
+    weights = ensemble_weights(all_trained, params, data, cache)
+    ensemble = score(mean_probability_logits(all_logits, weights), targets, data.classes)
     results[ENSEMBLE] = {f"test_{key}": value for key, value in ensemble.metrics.items()}
     predictions[ENSEMBLE] = [data.classes[i] for i in ensemble.predicted]
-    report(f"{ENSEMBLE} (mean of both models' probabilities)", ensemble.metrics, len(targets))
+    provenance[ENSEMBLE] = {"weights": dict(zip(all_trained, weights, strict=True))}
+    shares = ", ".join(f"{name} {w:.2f}" for name, w in zip(all_trained, weights, strict=True))
+    described = f"both models' probabilities weighted {shares} ({params.ensemble_weights})"
+    report(f"{ENSEMBLE} ({described})", ensemble.metrics, len(targets))
     save_figure(
         per_class_figure(per_class, "Per-class scores on the test split"),
         paths.PLOTS / "per_class_scores.png",

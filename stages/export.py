@@ -10,7 +10,7 @@ from imgclf.atomic import atomic_open, write_json
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import UserError, exit_on_user_error
-from imgclf.evaluate import ENSEMBLE, ensemble_of, load_trained
+from imgclf.evaluate import ENSEMBLE, ensemble_of, ensemble_weights, load_trained
 from imgclf.inference import card_path
 from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
 from imgclf.runtime import pin_cpu_arithmetic
@@ -26,15 +26,18 @@ def main() -> None:
     trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
     val_acc = {name: model.meta["val_acc"] for name, model in trained.items()}
     chosen = choose_model(params.submission.model, val_acc)
-    model = ensemble_of(trained) if chosen == ENSEMBLE else trained[chosen]
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    cache = ImageCache(paths.CACHE)
+    if chosen == ENSEMBLE:
+        weights = ensemble_weights(trained, params.evaluate, data, cache)
+        model = ensemble_of(trained, weights)
+    else:
+        model = trained[chosen]
     indices, targets = data.indices("test"), data.targets("test")
     image_size = model.meta["provenance"]["params"]["image_size"]  # the cache's, as trained
 
     exported = onnx_bytes(model.model, image_size)
-    check = verify(
-        exported, model, ImageCache(paths.CACHE), indices, params.evaluate.batch_size, params.train
-    )
+    check = verify(exported, model, cache, indices, params.evaluate.batch_size, params.train)
     if check.disagreements:
         raise UserError(
             f"export: ONNX Runtime predicts another class than PyTorch on "

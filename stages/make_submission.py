@@ -5,10 +5,10 @@ from imgclf.atomic import write_csv, write_json
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
-from imgclf.evaluate import ENSEMBLE, load_trained, predict
+from imgclf.evaluate import ENSEMBLE, ensemble_weights, load_trained, predict
 from imgclf.models import mean_probability_logits
 from imgclf.runtime import pin_cpu_arithmetic
-from imgclf.samples import read_manifest
+from imgclf.samples import load_split_data, read_manifest
 from imgclf.submission import choose_model, labels_file, score_against, submission_id
 from imgclf.wording import counted
 
@@ -25,20 +25,17 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     if samples:
         cache, rows_of = ImageCache(paths.CACHE), [s.index for s in samples]
-        voters = list(trained) if chosen == ENSEMBLE else [chosen]
+        if chosen == ENSEMBLE:
+            data = load_split_data(paths.MANIFEST, paths.SPLIT)
+            voters, weights = trained, ensemble_weights(trained, params.evaluate, data, cache)
+        else:
+            voters, weights = {chosen: trained[chosen]}, (1.0,)
+        batch_size, tta_flip = params.evaluate.batch_size, params.evaluate.tta_flip
         logits = mean_probability_logits(
-            [
-                predict(
-                    trained[name],
-                    cache,
-                    rows_of,
-                    params.evaluate.batch_size,
-                    params.evaluate.tta_flip,
-                )
-                for name in voters
-            ]
+            [predict(each, cache, rows_of, batch_size, tta_flip) for each in voters.values()],
+            weights,
         )
-        classes = trained[voters[0]].meta["classes"]
+        classes = next(iter(voters.values())).meta["classes"]
         rows = [
             (submission_id(s, options.id_from), classes[i])
             for s, i in zip(samples, logits.argmax(1).tolist(), strict=True)

@@ -14,7 +14,7 @@ import torch
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
-from imgclf.evaluate import ensemble_of, load_trained, predict
+from imgclf.evaluate import ensemble_of, ensemble_weights, load_trained, predict
 from imgclf.models import mean_probability_logits
 from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
 from imgclf.samples import load_split_data
@@ -95,21 +95,26 @@ def test_the_recorded_bound_is_the_next_power_of_ten(value: float, bound: float)
 def test_an_ensemble_exports_as_one_file_that_agrees(
     repro_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """submission.model: ensemble exports both models in one graph, the mean of their
-    probabilities, with a card that describes each member."""
+    """submission.model: ensemble exports both models in one graph, the weighted mean of
+    their probabilities (the weights fitted on validation), with a card that describes each
+    member and the weights."""
     monkeypatch.chdir(repro_project)
     params = load_params()
     members = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
-    ensemble = ensemble_of(members)
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     cache, indices = ImageCache(paths.CACHE), data.indices("test")
+    fitted = params.evaluate.model_copy(update={"ensemble_weights": "fitted"})
+    weights = ensemble_weights(members, fitted, data, cache)
+    assert sum(weights) == pytest.approx(1) and all((20 * w).is_integer() for w in weights)
+    ensemble = ensemble_of(members, weights)
     exported = onnx_bytes(ensemble.model, 16)
     check = verify(exported, ensemble, cache, indices, 64, params.train)
     assert check.disagreements == 0 and check.max_prob_diff < 1e-4
     separately = mean_probability_logits(
-        [predict(each, cache, indices, 64, tta_flip=False) for each in members.values()]
+        [predict(each, cache, indices, 64, tta_flip=False) for each in members.values()], weights
     )
     assert (check.predicted == separately.argmax(1).numpy()).all()
     card = model_card("ensemble", ensemble, 16, 0.5, params.train)
+    assert card["weights"] == dict(zip(paths.MODEL_NAMES, weights, strict=True))
     assert set(card["members"]) == {"scratch", "transfer"}
     assert card["members"]["transfer"]["arch"] == "efficientnet_lite0"

@@ -3,10 +3,13 @@ mixup and cutmix, the moving average, the TrivialAugment policy and the ensemble
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from imgclf.augment import augment_batch
+from imgclf.evaluate import fit_weights
 from imgclf.models import build_model, mean_probability_logits
 from imgclf.recipe import make_ema, make_mixup, param_groups
 from imgclf.train import Progress
@@ -98,8 +101,22 @@ def test_trivialaugment_crops_to_the_models_size_and_follows_the_seed(make_param
     assert first.min() >= 0 and first.max() <= 255.001
 
 
-def test_the_ensemble_averages_the_models_probabilities() -> None:
+def test_the_ensemble_averages_the_models_probabilities_with_their_weights() -> None:
     first, second = torch.randn(5, 3), torch.randn(5, 3)
-    combined = mean_probability_logits([first, second])
-    expected = (first.softmax(1) + second.softmax(1)) / 2
+    combined = mean_probability_logits([first, second], (0.25, 0.75))
+    expected = 0.25 * first.softmax(1) + 0.75 * second.softmax(1)
     assert torch.allclose(combined.softmax(1), expected, atol=1e-6)
+
+
+def test_fitted_weights_favour_the_model_that_is_right_on_validation() -> None:
+    targets = np.arange(60) % 3
+    right = F.one_hot(torch.as_tensor(targets), 3).float() * 4
+    noise = torch.randn(60, 3, generator=torch.Generator().manual_seed(0)) * 4
+    weights = fit_weights([noise, right], targets)
+    assert weights[1] > 0.75 and weights[0] + weights[1] == pytest.approx(1)
+    assert fit_weights([right, noise], targets) == weights[::-1]
+
+
+def test_equally_good_models_keep_equal_weights() -> None:
+    logits = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    assert fit_weights([logits, logits.clone()], np.arange(30) % 4) == (0.5, 0.5)

@@ -1,4 +1,4 @@
-"""Several trained classifiers as one model: the mean of their probabilities."""
+"""Several trained classifiers as one model: the weighted mean of their probabilities."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ from imgclf.models.classifier import Classifier
 
 class Ensemble(nn.Module):
     """Takes what each member takes (raw pixels; each resizes and normalises them its own way)
-    and returns log-probabilities, which read as logits: their softmax is the mean of the
-    members' probabilities."""
+    and returns log-probabilities, which read as logits: their softmax is the weighted mean of
+    the members' probabilities. `weights` are in the members' order and sum to 1."""
 
-    def __init__(self, members: dict[str, Classifier]) -> None:
+    def __init__(self, members: dict[str, Classifier], weights: Sequence[float]) -> None:
         super().__init__()
         self.members = nn.ModuleDict(members)
+        self.weights = tuple(weights)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return mean_probability_logits([member(pixels) for member in self.members.values()])
+        logits = [member(pixels) for member in self.members.values()]
+        return mean_probability_logits(logits, self.weights)
 
 
-def mean_probability_logits(logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The mean of the models' probabilities, as log-probabilities (which read as logits:
-    their softmax is that mean)."""
-    return torch.stack([each.softmax(1) for each in logits]).mean(0).log()
+def mean_probability_logits(
+    logits: Sequence[torch.Tensor], weights: Sequence[float]
+) -> torch.Tensor:
+    """The models' probabilities averaged with `weights` (which sum to 1), as
+    log-probabilities (which read as logits: their softmax is that mean)."""
+    return sum(w * each.softmax(1) for w, each in zip(weights, logits, strict=True)).log()

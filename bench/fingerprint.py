@@ -1,0 +1,98 @@
+"""Digests of what each kind of operation computes under the pinned CPU settings
+(train.deterministic: true), to find which one gives other bits on another CPU: run it on
+both machines and diff the outputs. Each line is one operation on fixed seeded inputs, in
+the shapes the demo's models use: its output's digest, then each gradient's.
+
+    python bench/fingerprint.py > bench/results/fingerprint/$(hostname).txt
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/fingerprint.py`
+
+import torch
+import torch.nn.functional as F
+
+from bench.machine import describe
+from imgclf.config import load_params
+from imgclf.models import build_model
+from imgclf.runtime import describe_runtime, pin_cpu_arithmetic
+
+BATCH = 64
+
+
+def main() -> None:
+    train = load_params().train.model_copy(update={"deterministic": True})
+    pin_cpu_arithmetic(train)  # before the first tensor operation
+    print(f"# {describe()}; caches {cache_sizes()}")
+    print(f"# {describe_runtime(torch.device('cpu'))}")
+
+    report("conv 3x3 16->32 at 32 px", conv(), (BATCH, 16, 32, 32), (32, 16, 3, 3))
+    report("conv 3x3 3->16 at 32 px", conv(), (BATCH, 3, 32, 32), (16, 3, 3, 3))
+    report("conv 1x1 32->96 at 16 px", conv(padding=0), (BATCH, 32, 16, 16), (96, 32, 1, 1))
+    report("depthwise 3x3 96 at 16 px", conv(groups=96), (BATCH, 96, 16, 16), (96, 1, 3, 3))
+    report("linear 1280->10", F.linear, (BATCH, 1280), (10, 1280))
+    report(
+        "batch norm 32 at 32 px",
+        lambda x, w: F.batch_norm(x, None, None, w, None, training=True),
+        (BATCH, 32, 32, 32),
+        (32,),
+    )
+    report("interpolate 32->24 antialiased",
+           lambda x: F.interpolate(x, size=(24, 24), mode="bilinear", antialias=True),
+           (BATCH, 3, 32, 32))  # fmt: skip
+    for name, arch, width in (("scratch", "resnet", 16), ("transfer", "efficientnet_lite0", 0)):
+        torch.manual_seed(0)
+        model = build_model(name, arch, 10, 32, width=width)
+        pixels = (BATCH, 3, 32, 32)
+        report(f"{name} forward and backward", lambda x, m=model: m(x * 64 + 128), pixels)
+        layers = [
+            f"{layer}={digest(p.grad)}"
+            for layer, p in model.named_parameters()
+            if p.grad is not None
+        ]
+        print(f"# {name} gradients, last layer first: " + " ".join(layers[::-1]))
+
+
+def cache_sizes() -> str:
+    """Each cache level's size as Linux reports it (oneDNN sizes some blockings by them)."""
+    caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
+    return " ".join(
+        f"L{(c / 'level').read_text().strip()}{(c / 'type').read_text().strip()[0]}="
+        f"{(c / 'size').read_text().strip()}"
+        for c in caches
+    )
+
+
+def digest(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().contiguous().numpy().tobytes()).hexdigest()[:12]
+
+
+def report(name: str, compute: Callable[..., torch.Tensor], *shapes: tuple[int, ...]) -> None:
+    """One line: the digest of `compute`'s output on seeded inputs of `shapes`, then of each
+    input's gradient for a seeded output gradient."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(shape, generator=generator).requires_grad_() for shape in shapes]
+    output = compute(*inputs)
+    output.backward(torch.randn(output.shape, generator=generator))
+    gradients = " ".join(digest(each.grad) for each in inputs)
+    print(f"{name:<34} out {digest(output)}  grads {gradients}")
+
+
+def conv(groups: int = 1, padding: int = 1) -> Callable[..., torch.Tensor]:
+    """A 2-D convolution of a channels-last input, as the models run them."""
+
+    def compute(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, w, padding=padding, groups=groups)
+
+    return compute
+
+
+if __name__ == "__main__":
+    main()

@@ -79,7 +79,9 @@ def changed_stages(project: Path) -> set[str]:
     ("change", "expected"),
     [
         (["-S", "train.lr=0.001"], {"train_scratch", "train_transfer"}),
-        (["-S", "evaluate.tta_flip=true"], {"evaluate", "make_submission"}),
+        # an ensemble's fitted weights depend on them, so the export reads them too
+        (["-S", "evaluate.tta_flip=true"], {"evaluate", "make_submission", "export"}),
+        (["-S", "evaluate.ensemble_weights=fitted"], {"evaluate", "make_submission", "export"}),
         (["-S", "submission.id_column=image"], {"make_submission"}),
         (["-S", "submission.model=scratch"], {"make_submission", "export"}),
         # split keeps the copies that check's thresholds find in one split

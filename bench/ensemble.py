@@ -29,7 +29,7 @@ from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.evaluate import fit_weights, load_trained, predict
-from imgclf.models import mean_probability_logits
+from imgclf.models import equal_weights, mean_probability_logits
 from imgclf.samples import load_split_data
 
 TEMPERATURES = np.geomspace(0.25, 4, 41)
@@ -88,7 +88,7 @@ def combination_rules(
 
 
 def mean_probability(logits: Logits) -> torch.Tensor:
-    return mean_probability_logits(list(logits.values()), (1 / len(logits),) * len(logits))
+    return mean_probability_logits(list(logits.values()), equal_weights(len(logits)))
 
 
 def mean_log_probability(logits: Logits) -> torch.Tensor:

@@ -60,7 +60,7 @@ def main() -> None:
 
 
 def cache_sizes() -> str:
-    """Each cache level's size as Linux reports it (oneDNN sizes some blockings by them)."""
+    """Each cache level's size as Linux reports it (oneDNN may size its blocking by them)."""
     caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
     return " ".join(
         f"L{(c / 'level').read_text().strip()}{(c / 'type').read_text().strip()[0]}="

@@ -21,7 +21,13 @@ from imgclf import checkpoint
 from imgclf.cache import ImageCache
 from imgclf.config import EvaluateParams
 from imgclf.loader import CachedImages, make_batches
-from imgclf.models import Classifier, Ensemble, build_model, mean_probability_logits
+from imgclf.models import (
+    Classifier,
+    Ensemble,
+    build_model,
+    equal_weights,
+    mean_probability_logits,
+)
 from imgclf.predict import predict_logits
 from imgclf.runtime import pick_device
 from imgclf.samples import SplitData
@@ -110,9 +116,9 @@ def ensemble_weights(
 ) -> tuple[float, ...]:
     """The weights of the models' probabilities in the ensemble, in `trained`'s order, by
     evaluate.ensemble_weights: `equal`, or `fitted` on the validation split."""
-    if params.ensemble_weights == "equal" or not len(data.indices("val")):
-        return (1 / len(trained),) * len(trained)
     indices = data.indices("val")
+    if params.ensemble_weights == "equal" or not len(indices):
+        return equal_weights(len(trained))
     logits = [
         predict(each, cache, indices, params.batch_size, params.tta_flip)
         for each in trained.values()

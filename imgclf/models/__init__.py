@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from imgclf.models.classifier import Classifier
-from imgclf.models.ensemble import Ensemble, mean_probability_logits
+from imgclf.models.ensemble import Ensemble, equal_weights, mean_probability_logits
 from imgclf.models.scratch import build_scratch
 from imgclf.models.transfer import build_transfer
 from imgclf.paths import ModelName
@@ -25,4 +25,4 @@ def build_model(
     return build_transfer(arch, num_classes, image_size, pretrained, weights)
 
 
-__all__ = ["Classifier", "Ensemble", "build_model", "mean_probability_logits"]
+__all__ = ["Classifier", "Ensemble", "build_model", "equal_weights", "mean_probability_logits"]

@@ -25,6 +25,10 @@ class Ensemble(nn.Module):
         return mean_probability_logits(logits, self.weights)
 
 
+def equal_weights(count: int) -> tuple[float, ...]:
+    return (1 / count,) * count
+
+
 def mean_probability_logits(
     logits: Sequence[torch.Tensor], weights: Sequence[float]
 ) -> torch.Tensor:

@@ -100,6 +100,7 @@ class TrainParams(Section):
     mixup: Annotated[float, Field(ge=0.0)]
     cutmix: Annotated[float, Field(ge=0.0)]
     decay_norm_and_bias: bool
+    precision: Literal["auto", "float32", "bfloat16"]
     compile: bool
     nproc: PositiveInt
 

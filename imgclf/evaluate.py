@@ -29,7 +29,7 @@ from imgclf.models import (
     mean_probability_logits,
 )
 from imgclf.predict import predict_logits
-from imgclf.runtime import pick_device
+from imgclf.runtime import pick_device, uses_bfloat16
 from imgclf.samples import SplitData
 
 ENSEMBLE = "ensemble"  # both models together: the weighted mean of their probabilities
@@ -59,7 +59,9 @@ def predict(
     model = trained.model.to(device, memory_format=torch.channels_last)
     dataset = CachedImages(cache, indices, np.zeros(len(indices), dtype=np.int64))
     batches = make_batches(dataset, batch_size, shuffle=False, seed=0, device=device)
-    logits, _ = predict_logits(model, batches.epoch(0), device, tta_flip=tta_flip)
+    logits, _ = predict_logits(
+        model, batches.epoch(0), device, uses_bfloat16(device), tta_flip=tta_flip
+    )
     return logits
 
 

@@ -65,11 +65,12 @@ class TorchModel:
         import torch
 
         from imgclf.evaluate import load_trained
-        from imgclf.runtime import pick_device
+        from imgclf.runtime import pick_device, uses_bfloat16
 
         self.trained = load_trained(path)
         self.device = pick_device("auto")
         self.model = self.trained.model.to(self.device, memory_format=torch.channels_last)
+        self.bfloat16 = uses_bfloat16(self.device)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         import torch
@@ -78,7 +79,7 @@ class TorchModel:
 
         batch = torch.from_numpy(images)
         no_targets = torch.zeros(len(batch), dtype=torch.long)
-        logits, _ = predict_logits(self.model, [(batch, no_targets)], self.device)
+        logits, _ = predict_logits(self.model, [(batch, no_targets)], self.device, self.bfloat16)
         return logits.numpy()
 
 

@@ -16,15 +16,20 @@ from imgclf.runtime import autocast
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, batches: Iterable[Batch], device: torch.device, tta_flip: bool = False
+    model: nn.Module,
+    batches: Iterable[Batch],
+    device: torch.device,
+    bfloat16: bool,
+    tta_flip: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 logits and targets of every batch, in order, on the CPU. `tta_flip` averages
-    the predictions of each image and its mirror image."""
+    """Float32 logits and targets of every batch, in order, on the CPU, computed in bf16 mixed
+    precision if `bfloat16`. `tta_flip` averages the predictions of each image and its mirror
+    image."""
     model.eval()
     all_logits, all_targets = [], []
     for images, targets in batches:
         inputs = to_model_input(images.to(device, non_blocking=True))
-        with autocast(device):
+        with autocast(device, bfloat16):
             logits = model(inputs).float()
             if tta_flip:
                 logits = (logits + model(inputs.flip(3)).float()) / 2
@@ -37,14 +42,14 @@ def predict_logits(
 
 @torch.no_grad()
 def loss_and_accuracy(
-    model: nn.Module, batches: Iterable[Batch], device: torch.device
+    model: nn.Module, batches: Iterable[Batch], device: torch.device, bfloat16: bool
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy, summed on the device (over every rank's shard when
     distributed) and read back once."""
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, images
     for images, targets in batches:
-        with autocast(device):
+        with autocast(device, bfloat16):
             logits = model(to_model_input(images)).float()
         sums[0] += F.cross_entropy(logits, targets, reduction="sum")
         sums[1] += (logits.argmax(1) == targets).sum()

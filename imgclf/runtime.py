@@ -105,9 +105,22 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
     return nbytes <= DATA_SHARE_OF_GPU * free
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 mixed precision on CUDA; plain float32 on the CPU."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def uses_bfloat16(
+    device: torch.device, precision: str = "auto", deterministic: bool = True
+) -> bool:
+    """Whether a model computes in bf16 mixed precision (weights and sums stay float32):
+    `precision` bfloat16, or auto on a GPU, or auto on a CPU that computes bf16 natively
+    (AVX-512 BF16 or AMX) when results need not be the same bits everywhere."""
+    if precision != "auto":
+        return precision == "bfloat16"
+    if device.type == "cuda":
+        return True
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return native and not deterministic
+
+
+def autocast(device: torch.device, bfloat16: bool) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
 
 
 def derive_seed(*parts: int) -> int:

@@ -50,6 +50,7 @@ from imgclf.runtime import (
     rank,
     seed_everything,
     started_by_torchrun,
+    uses_bfloat16,
     world_size,
 )
 from imgclf.samples import SplitData, load_split_data
@@ -105,6 +106,7 @@ class Run:
     identity: str  # fingerprint of parameters, data and code: which checkpoint may be resumed
     mixup: Mixup | None  # mixes each training batch and turns its targets into probabilities
     ema: ModelEmaV3 | None  # the weights' moving average: validated and kept when there
+    bfloat16: bool  # steps and validation in bf16 mixed precision (train.precision)
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
@@ -154,7 +156,9 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         train_loss, train_acc = train_one_epoch(run, net, epoch)
         train_seconds += time.perf_counter() - epoch_started
         images_seen += run.train_batches.images
-        val_loss, val_acc = loss_and_accuracy(run.kept_model, run.val_batches.epoch(epoch), device)
+        val_loss, val_acc = loss_and_accuracy(
+            run.kept_model, run.val_batches.epoch(epoch), device, run.bfloat16
+        )
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -219,6 +223,7 @@ def write_outputs(
         "kept_epoch": progress.best_epoch,
         "lr": run.params.train.lr * run.params.model(name).lr_mult,
         "runtime": describe_runtime(run.device),
+        "precision": "bfloat16" if run.bfloat16 else "float32",
         **origin,
     }
     write_json(paths.provenance(stage), {name: record})
@@ -305,6 +310,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
         mixup=make_mixup(params, len(data.classes)),
         ema=make_ema(model, params),
+        bfloat16=uses_bfloat16(device, params.train.precision, params.train.deterministic),
     )
 
 
@@ -394,7 +400,7 @@ def train_step(
     if run.mixup and len(inputs) % 2 == 0:
         inputs, targets = run.mixup(inputs, targets)  # probabilities, smoothing included
         smoothing = 0.0
-    with autocast(run.device):
+    with autocast(run.device, run.bfloat16):
         logits = net(inputs)
         loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
     run.optimizer.zero_grad(set_to_none=True)

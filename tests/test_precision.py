@@ -1,0 +1,48 @@
+"""train.precision: training steps and validation in bf16 mixed precision, or float32."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imgclf import paths
+from imgclf.predict import loss_and_accuracy
+from imgclf.runtime import uses_bfloat16
+from imgclf.samples import load_split_data
+from imgclf.train import prepare_run, train_step, training_input
+from tests.conftest import ROOT, run_stage
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("precision", "logits_dtype"), [("bfloat16", torch.bfloat16), ("float32", torch.float32)]
+)
+def test_a_training_step_computes_in_the_precision_asked_for(
+    workdir, make_params, precision: str, logits_dtype: torch.dtype
+) -> None:
+    workdir(data__root=str(ROOT / "data/demo"), data__image_size=16, split__max_train_per_class=8)
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    params = make_params(train__precision=precision, train__batch_size=16, scratch__width=8)
+    run = prepare_run("scratch", params, load_split_data(paths.MANIFEST, paths.SPLIT), CPU)
+    images, targets = next(run.train_batches.epoch(1))
+    inputs = training_input(images, params.augment, torch.Generator().manual_seed(0), 16)
+    before = [p.detach().clone() for p in run.model.parameters()]
+
+    loss, logits = train_step(run, run.model, inputs, targets, step=0)
+
+    assert logits.dtype == logits_dtype
+    assert torch.isfinite(loss).item()
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())  # master weights
+    assert any(not torch.equal(b, p) for b, p in zip(before, run.model.parameters(), strict=True))
+    val_loss, val_acc = loss_and_accuracy(run.model, run.val_batches.epoch(1), CPU, run.bfloat16)
+    assert val_loss > 0 and 0 <= val_acc <= 1
+
+
+def test_auto_keeps_float32_where_results_must_be_the_same_everywhere() -> None:
+    # Native bf16 units differ between CPUs, so deterministic runs never use them.
+    assert not uses_bfloat16(CPU, "auto", deterministic=True)
+    assert uses_bfloat16(CPU, "bfloat16", deterministic=True)
+    assert not uses_bfloat16(torch.device("cuda"), "float32", deterministic=False)
+    assert uses_bfloat16(torch.device("cuda"), "auto", deterministic=True)

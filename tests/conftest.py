@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -104,6 +105,15 @@ def repro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "first run"], project)
     return project
+
+
+@pytest.fixture(scope="module")
+def repro_copy(repro_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of repro_project (git, DVC cache and all) for one module to change at will:
+    seconds to make, where the full run it copies takes minutes."""
+    copy = tmp_path_factory.mktemp("copy") / "project"
+    shutil.copytree(repro_project, copy, symlinks=True)
+    return copy
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_project, run
+from tests.conftest import run
 from tests.dirty import write_data_set
 
 pytestmark = pytest.mark.slow
@@ -32,13 +32,9 @@ def outputs(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(repro_copy: Path) -> Path:
     """A project after a full `dvc repro`, committed."""
-    project = make_project(tmp_path_factory.mktemp("experiments"))
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "a good run"], project)
-    return project
+    return repro_copy
 
 
 def restore_params(project: Path) -> None:

@@ -109,7 +109,7 @@ def queue_status(project: Path) -> str:
 
 
 def test_queued_experiments_run_two_at_a_time_and_all_show(repro_project: Path) -> None:
-    rates = ["0.001", "0.003", "0.004"]
+    rates = ["0.001", "0.004"]  # with the baseline's 0.002, three side by side
     for rate in rates:
         run(["dvc", "exp", "run", "--queue", "-S", f"train.lr={rate}"], repro_project)
     start_queue(repro_project, jobs=2)
@@ -128,7 +128,7 @@ def test_queued_experiments_run_two_at_a_time_and_all_show(repro_project: Path) 
             start_queue(repro_project, jobs=1)
             idle_polls = 0
     status = queue_status(repro_project)
-    assert status.count("Success") == 3, status
+    assert status.count("Success") == len(rates), status
 
     logs = repro_project / ".dvc/tmp/exps/celery"
     busy = [log for log in logs.glob("dvc-exp-worker-*.out") if "run_exp" in log.read_text()]

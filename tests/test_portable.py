@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.workspace import write_params
-from tests.conftest import make_project, run
+from tests.conftest import run
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,10 @@ def run_stages(project: Path, machine: dict[str, str], stages: tuple[str, ...]) 
             command, cwd=project, env=os.environ | machine, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stdout + result.stderr
+    return output_digests(project)
+
+
+def output_digests(project: Path) -> dict[str, str]:
     exported = sorted(p.relative_to(project).as_posix() for p in project.glob("models/export/*"))
     return {
         name: hashlib.sha256((project / name).read_bytes()).hexdigest()
@@ -80,14 +84,12 @@ def test_importing_a_stage_leaves_the_cpu_code_path_unchosen(stage: str) -> None
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = make_project(tmp_path_factory.mktemp("portable"))
-    run(["dvc", "repro", "check"], project)
-    return project
+def project(repro_copy: Path) -> Path:
+    return repro_copy
 
 
 def test_another_machine_computes_the_same_bits(project: Path) -> None:
-    here = run_stages(project, {}, STAGES)
+    here = output_digests(project)  # `dvc repro` ran the stages on this machine
     there = run_stages(project, ANOTHER_MACHINE, STAGES)
     assert len(here) == len(OUTPUTS) + EXPORTED
     assert there == here

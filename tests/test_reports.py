@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from ruamel.yaml import YAML
 
-from tests.conftest import ROOT, assert_legible_png, make_project, run
+from tests.conftest import ROOT, assert_legible_png, run
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +26,11 @@ PICTURES = [
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(repro_copy: Path) -> Path:
     """The pipeline run and committed, then an experiment that changes evaluation only:
     the workspace differs from HEAD in a parameter, metrics and pictures, not in training."""
-    project = make_project(tmp_path_factory.mktemp("reports"))
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "baseline run"], project)
-    run(["dvc", "exp", "run", "-S", "evaluate.tta_flip=true"], project)
-    return project
+    run(["dvc", "exp", "run", "-S", "evaluate.tta_flip=true"], repro_copy)
+    return repro_copy
 
 
 def test_every_picture_exists_and_is_legible(project: Path) -> None:

@@ -7,8 +7,10 @@
   checkpoints and start-up included): epochs x training images / stage wall time.
 
 With --compile the model is compiled first, and the compile time is reported on its own.
+With --compare KEY=A,B the steps are measured at each value in turn, in the same run:
 
     python bench/throughput.py --data ../shared/datasets/intel-scenes --profile gpu [--compile]
+    python bench/throughput.py --data DIR --profile cpu --compare train.precision=float32,bfloat16
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from collections.abc import Iterator
 from itertools import count, islice
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/throughput.py`
 
@@ -92,6 +95,14 @@ def stage_rate(project: Path, name: str) -> float:
     return trained["epochs_trained"] * images / seconds
 
 
+def compared_values(compare: str | None) -> tuple[str | None, list[Any]]:
+    """`KEY=A,B` as the key and its values, parsed as params.yaml would read them."""
+    if not compare:
+        return None, [None]
+    key, _, values = compare.partition("=")
+    return key, [parse_settings([f"{key}={value}"])[key] for value in values.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -100,8 +111,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="timed steps, after warm-up")
     parser.add_argument("--stage", action="store_true", help="also run each training stage")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--compare", metavar="KEY=A,B", help="measure the steps at each value")
     args = parser.parse_args()
     profile = load_profile(args.profile) | parse_settings(args.set)
+    if args.compare and args.stage:
+        parser.error("--stage runs the profile as it is: leave out --compare")
+    key, values = compared_values(args.compare)
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(
             Path(folder) / "project",
@@ -111,10 +126,14 @@ def main() -> None:
         os.chdir(project)
         params_file = project / "params.yaml"
         as_profiled = params_file.read_text()
-        # The step costs the same at any learning rate; a one-cycle schedule would end first.
-        write_params(params_file, params_file, {"train.schedule": "constant"})
-        rows = {name: measure(name, args.steps) for name in paths.MODEL_NAMES}
-        params_file.write_text(as_profiled)
+        rows = {}
+        for value in values:
+            # The step costs the same at any learning rate; a one-cycle schedule would end first.
+            changes = {"train.schedule": "constant"} | ({key: value} if key else {})
+            write_params(params_file, params_file, changes)
+            for name in paths.MODEL_NAMES:
+                rows[f"{name} {key}={value}" if key else name] = measure(name, args.steps)
+            params_file.write_text(as_profiled)
         if args.stage:
             for name in paths.MODEL_NAMES:
                 rows[name]["stage"] = stage_rate(project, name)

@@ -159,6 +159,7 @@ class TransferParams(ModelParams):
     weights: str | None
     freeze_backbone: bool
     frozen_epochs: Annotated[int, Field(ge=0)]
+    frozen_share: Annotated[float, Field(ge=0.0, le=1.0)]
     backbone_lr_mult: Annotated[float, Field(gt=0.0)]
     layer_decay: Annotated[float, Field(gt=0.0, le=1.0)]
 

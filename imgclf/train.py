@@ -102,7 +102,8 @@ class Run:
     train_batches: Batches
     val_batches: Batches
     epochs: int
-    frozen_epochs: int
+    frozen_epochs: int  # the head trains alone for these first epochs
+    frozen_share: float  # then the backbone's first layers stay frozen (transfer.frozen_share)
     identity: str  # fingerprint of parameters, data and code: which checkpoint may be resumed
     mixup: Mixup | None  # mixes each training batch and turns its targets into probabilities
     ema: ModelEmaV3 | None  # the weights' moving average: validated and kept when there
@@ -149,8 +150,9 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
     while progress.epoch < run.epochs and progress.stale_epochs < patience:
         epoch = progress.epoch + 1
         frozen = epoch <= run.frozen_epochs
-        if net is None or frozen != run.model.backbone_frozen:
-            run.model.freeze_backbone(frozen)
+        share = 1.0 if frozen else run.frozen_share
+        if net is None or share != run.model.frozen_share:
+            run.model.freeze_backbone(share)
             net = wrap(run.model, params, device)
         epoch_started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(run, net, epoch)
@@ -307,6 +309,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         val_batches=val_batches,
         epochs=epochs,
         frozen_epochs=frozen_epochs,
+        frozen_share=transfer.frozen_share if transfer else 0.0,
         identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
         mixup=make_mixup(params, len(data.classes)),
         ema=make_ema(model, params),

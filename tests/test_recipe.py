@@ -8,11 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from imgclf import checkpoint, paths
 from imgclf.augment import augment_batch
 from imgclf.evaluate import fit_weights
 from imgclf.models import build_model, mean_probability_logits
 from imgclf.recipe import make_ema, make_mixup, param_groups
 from imgclf.train import Progress
+from tests.conftest import ROOT, run_stage
 
 
 def lite(make_params, **overrides):
@@ -52,6 +54,41 @@ def test_a_frozen_backbone_is_not_optimised(make_params) -> None:
     model, params = lite(make_params, transfer__freeze_backbone=True)
     groups = param_groups(model, params, "transfer")
     assert {id(p) for g in groups for p in g["params"]} == {id(p) for p in model.head_parameters()}
+
+
+def test_a_frozen_share_of_the_backbone_gets_no_gradient_and_keeps_its_statistics() -> None:
+    model = build_model("transfer", "efficientnet_lite0", 3, 32)
+    model.freeze_backbone(0.5)
+    model.train()
+    F.cross_entropy(model(torch.rand(4, 3, 32, 32) * 255), torch.tensor([0, 1, 2, 0])).backward()
+    backbone = list(model.backbone_parameters())
+    got_gradient = [p.grad is not None for p in backbone]
+    first_trained = got_gradient.index(True)
+    assert 0.4 * len(backbone) < first_trained < 0.6 * len(backbone)
+    assert all(got_gradient[first_trained:])
+    norms = [m for m in model.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert not norms[0].training and norms[-1].training
+    model.freeze_backbone(0.0)
+    assert all(p.requires_grad for p in model.parameters()) and norms[0].training
+
+
+def test_training_with_a_frozen_share_keeps_those_layers_pretrained(workdir) -> None:
+    workdir(
+        data__root=str(ROOT / "data/demo"),
+        data__image_size=16,
+        split__max_train_per_class=8,
+        train__epochs=1,
+        train__batch_size=16,
+        transfer__frozen_share=0.5,
+    )
+    for stage in ("prepare", "split", "train_transfer"):
+        assert run_stage(stage) == 0, stage
+    trained = checkpoint.load(paths.checkpoint("transfer"))["model"]
+    pretrained = build_model("transfer", "efficientnet_lite0", 10, 16, pretrained=True)
+    names = [n for n, _ in pretrained.named_parameters() if not n.startswith("net._fc.")]
+    same = [torch.equal(trained[n], pretrained.state_dict()[n]) for n in names]
+    assert all(same[: len(names) // 3]) and not any(same[-len(names) // 3 :])
+    assert torch.equal(trained["net._bn0.running_mean"], pretrained.net._bn0.running_mean)
 
 
 @pytest.mark.parametrize(

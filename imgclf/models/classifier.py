@@ -29,7 +29,8 @@ class Classifier(nn.Module):
         self.head_prefixes = tuple(f"net.{name}." for name in names if name)
         if self.head_prefixes:  # where timm's layer-wise learning-rate decay finds the head
             self.pretrained_cfg = {"classifier": tuple(p.rstrip(".") for p in self.head_prefixes)}
-        self.backbone_frozen = False
+        self.frozen_share = 0.0
+        self._frozen_layers: frozenset[str] = frozenset()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.net((resize_square(pixels, self.input_size) - self.mean) / self.std)
@@ -40,19 +41,29 @@ class Classifier(nn.Module):
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return (p for name, p in self.named_parameters() if not self._in_head(name))
 
-    def freeze_backbone(self, frozen: bool = True) -> None:
-        """Train the head alone (its batch-norm statistics stay as they are), or everything."""
-        for parameter in self.backbone_parameters():
-            parameter.requires_grad_(not frozen)
-        self.backbone_frozen = frozen
+    def freeze_backbone(self, share: float = 1.0) -> None:
+        """Keep the first `share` of the backbone's layers (its modules with weights, counted
+        from the input) as they are, batch-norm statistics included; train the rest. 1 trains
+        the head alone, 0 everything. Autograd skips the backward pass of a frozen prefix."""
+        layers = [
+            (name, module)
+            for name, module in self.named_modules()
+            if not self._in_head(f"{name}.") and list(module.parameters(recurse=False))
+        ]
+        frozen = {name for name, _ in layers[: round(share * len(layers))]}
+        for name, module in layers:
+            for parameter in module.parameters(recurse=False):
+                parameter.requires_grad_(name not in frozen)
+        self.frozen_share = share
+        self._frozen_layers = frozenset(frozen)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Classifier:
         super().train(mode)
-        if mode and self.backbone_frozen:
+        if mode:
             for name, module in self.named_modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not self._in_head(
-                    f"{name}."
+                if name in self._frozen_layers and isinstance(
+                    module, nn.modules.batchnorm._BatchNorm
                 ):
                     module.eval()
         return self

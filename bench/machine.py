@@ -16,10 +16,12 @@ import psutil
 import torch
 
 from bench.workspace import ENV
+from imgclf.runtime import cpu_computes_bf16_natively
 
 
 def describe() -> str:
-    """CPU model and cores, GPU if any, torch version: one line for a results table."""
+    """CPU model, cores and whether they compute bf16 natively (CPU training times depend on it),
+    GPU if any, torch version: one line for a results table."""
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -28,9 +30,10 @@ def describe() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    bf16 = "native bf16" if cpu_computes_bf16_natively() else "no native bf16"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     memory = psutil.virtual_memory().total / 2**30
-    return f"{cpu}, {cores} cores, {memory:.0f} GiB, {gpu}, torch {torch.__version__}"
+    return f"{cpu}, {cores} cores ({bf16}), {memory:.0f} GiB, {gpu}, torch {torch.__version__}"
 
 
 def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:

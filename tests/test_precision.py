@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
+from bench.machine import describe
 from imgclf import paths
 from imgclf.predict import loss_and_accuracy
-from imgclf.runtime import uses_bfloat16
+from imgclf.runtime import cpu_computes_bf16_natively, uses_bfloat16
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run, train_step, training_input
 from tests.conftest import ROOT, run_stage
@@ -46,3 +50,11 @@ def test_auto_keeps_float32_where_results_must_be_the_same_everywhere() -> None:
     assert uses_bfloat16(CPU, "bfloat16", deterministic=True)
     assert not uses_bfloat16(torch.device("cuda"), "float32", deterministic=False)
     assert uses_bfloat16(torch.device("cuda"), "auto", deterministic=True)
+
+
+def test_auto_trains_in_bf16_exactly_on_cpus_whose_flags_name_amx_or_avx512_bf16() -> None:
+    flags = re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    native = bool({"amx_tile", "avx512_bf16"} & set(flags.group(1).split()))
+    assert cpu_computes_bf16_natively() == native
+    assert uses_bfloat16(CPU, "auto", deterministic=False) == native
+    assert ("(native bf16)" if native else "(no native bf16)") in describe()

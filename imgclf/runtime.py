@@ -119,8 +119,9 @@ def uses_bfloat16(
 
 
 def cpu_computes_bf16_natively() -> bool:
-    """Whether this CPU has AVX-512 BF16 or AMX: where `precision: auto` trains in bf16, about
-    twice as fast as float32 on one Xeon (bench/results/cpu-intel-seed1-float32/)."""
+    """Whether this CPU has AVX-512 BF16 or AMX, where `precision: auto` trains in bf16 when
+    `deterministic` is off (the scratch network 1.8x as fast as in float32 on a 2-core Xeon:
+    bench/results/cpu-intel-bf16/ against bench/results/cpu-intel/)."""
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 

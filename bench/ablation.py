@@ -1,10 +1,14 @@
-"""What each ingredient of the training recipe buys: the full recipe (a profile), then the same
-with one ingredient switched off at a time, each a `dvc exp run` in one temporary project
-(so only the stages an ingredient touches run again), and the full recipe with a second seed
-for the noise. A Markdown table: each model's and the ensemble's test accuracy, the change
-against the full recipe in points, and the minutes each run took.
+"""What each ingredient of the training recipe buys, or what a variant of a profile changes:
+the profile as it is, then the same with one change at a time, each a `dvc exp run` in one
+temporary project (so only the stages a change touches run again), and the profile with a
+second seed for the noise. A Markdown table: each model's and the ensemble's test accuracy,
+the change against the profile in points, and the minutes each run took.
 
     python bench/ablation.py --data ../shared/datasets/intel-scenes --profile proxy --out OUT
+    python bench/ablation.py --data DIR --profile cpu --out OUT \\
+        --variant scratch.epochs=45 --variant train.weight_decay=0.05,scratch.width=40
+
+Without --variant each row switches one ingredient of the recipe off (WITHOUT below).
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/ablation.py`
 
 from bench.machine import describe, run_measured
 from bench.run import data_view, exp_run, metrics
-from bench.workspace import copy_project, load_profile
+from bench.workspace import ROOT, copy_project, flatten, load_profile, parse_settings
+from imgclf.config import read_yaml
 
 # ingredient -> the parameters that switch it off (the recipe's value is the profile's)
 WITHOUT = {
@@ -35,10 +41,47 @@ WITHOUT = {
 }
 MODELS = ("scratch", "transfer", "ensemble")
 
+Settings = dict[str, Any]
+
+
+def planned_runs(
+    profile: Settings, defaults: Settings, changes: list[tuple[str, Settings]], second_seed: int
+) -> list[tuple[str, Settings]]:
+    """Each run's label and the settings it passes to `dvc exp run`: the profile, then each
+    change on top of it, then the profile with `second_seed`. Every key that any change
+    touches is set in every run (to the profile's value, else params.yaml's), because the
+    runs share one workspace: a change must not stay behind in the runs after it."""
+    touched = {key for _, change in changes for key in change}
+    baseline = {key: defaults[key] for key in sorted(touched)} | profile
+    return [
+        ("the profile", baseline),
+        *((label, baseline | change) for label, change in changes),
+        (f"the profile, seed {second_seed}", baseline | {"seed": second_seed}),
+    ]
+
+
+def variant(text: str) -> tuple[str, Settings]:
+    """`--variant KEY=VALUE[,KEY=VALUE...]` as a row label and its settings."""
+    return f"with {text}", parse_settings(text.split(","))
+
 
 def accuracies(project: Path) -> dict[str, float]:
     tested = metrics(project, "evaluate")
     return {model: 100 * tested[model]["test_acc"] for model in MODELS}
+
+
+def results_table(runs: list[tuple[str, float, dict[str, float]]]) -> str:
+    """One row per run: its minutes, and each model's accuracy with its change against the
+    first run's in points."""
+    first = runs[0][2]
+    lines = [
+        "| run | minutes | " + " | ".join(f"{m} test acc (change)" for m in MODELS) + " |",
+        "|---|---|" + "---|" * len(MODELS),
+    ]
+    for label, minutes, accuracy in runs:
+        cells = [f"{accuracy[m]:.2f} % ({accuracy[m] - first[m]:+.2f})" for m in MODELS]
+        lines.append(f"| {label} | {minutes:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -47,45 +90,45 @@ def main() -> None:
     parser.add_argument("--profile", default="proxy")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--second-seed", type=int, default=1)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="a row with these settings over the profile, instead of the ingredients' rows",
+    )
     args = parser.parse_args()
-    profile = load_profile(args.profile)
-    unset = sorted({key for off in WITHOUT.values() for key in off} - set(profile))
-    if unset:  # each run must set the recipe afresh, or the last run's switch would stay off
-        raise SystemExit(f"profile {args.profile} must set every ingredient; it lacks {unset}")
+    if args.variant:
+        changes = [variant(text) for text in args.variant]
+        explained = "Each row after the first changes the profile as it says"
+    else:
+        changes = [(f"without {name}", off) for name, off in WITHOUT.items()]
+        explained = "Each row after the first switches one ingredient off"
+    defaults = flatten(read_yaml(ROOT / "params.yaml"))
+    unknown = sorted({key for _, change in changes for key in change} - defaults.keys())
+    if unknown:
+        parser.error(f"not keys of params.yaml: {', '.join(unknown)}")
+    plan = planned_runs(load_profile(args.profile), defaults, changes, args.second_seed)
     args.out.mkdir(parents=True, exist_ok=True)
     runs: list[tuple[str, float, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         data = data_view(args.data.resolve(), work / "data")
         project = copy_project(work / "project", {"data.root": str(data)})
-
-        def run(label: str, changes: dict) -> None:
+        for number, (label, settings) in enumerate(plan):
             started = time.perf_counter()
-            run_measured(exp_run(f"ablation-{len(runs)}", {**profile, **changes}), project)
+            run_measured(exp_run(f"ablation-{number}", settings), project)
             runs.append((label, (time.perf_counter() - started) / 60, accuracies(project)))
 
-        run("full recipe", {})
-        for ingredient, off in WITHOUT.items():
-            run(f"without {ingredient}", off)
-        run(f"full recipe, seed {args.second_seed}", {"seed": args.second_seed})
-
-    full = runs[0][2]
-    lines = [
-        "| run | minutes | " + " | ".join(f"{m} test acc (change)" for m in MODELS) + " |",
-        "|---|---|" + "---|" * len(MODELS),
-    ]
-    for label, minutes, accuracy in runs:
-        cells = [f"{accuracy[m]:.2f} % ({accuracy[m] - full[m]:+.2f})" for m in MODELS]
-        lines.append(f"| {label} | {minutes:.1f} | " + " | ".join(cells) + " |")
     report = (
         f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
         f"Machine: {describe()}\n\n"
-        "Each row switches one ingredient off (its change: this row minus the full recipe, in "
-        "points; a negative change means the ingredient helps). The minutes are of that "
-        "`dvc exp run`, which reruns only the stages the change touches. The last row is the "
-        "full recipe with another seed: changes smaller than its own are noise.\n\n"
-        + "\n".join(lines)
-        + f"\n\nCommand: `python bench/ablation.py {' '.join(sys.argv[1:])}`\n"
+        f"{explained} (its change: this row minus the profile, in points; a positive change "
+        "means the row does better than the profile). The minutes are of that `dvc exp run`, "
+        "which reruns only the stages the change touches. The last row is the profile with "
+        "another seed: changes smaller than its own are noise.\n\n"
+        f"{results_table(runs)}\n\n"
+        f"Command: `python bench/ablation.py {' '.join(sys.argv[1:])}`\n"
     )
     (args.out / "ablation.md").write_text(report)
     print(report)

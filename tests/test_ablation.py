@@ -1,0 +1,81 @@
+"""The ablation and variant benchmark: which runs it plans, its table, and the command end to
+end on the demo data with the tiny profile (real DVC, real training)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.ablation import planned_runs, results_table, variant
+from tests.conftest import ROOT, run
+
+DEFAULTS = {"seed": 0, "train.epochs": 8, "train.weight_decay": 0.0005, "scratch.width": 16}
+
+
+def test_every_run_sets_each_key_any_variant_changes_so_none_stays_behind() -> None:
+    profile = {"train.epochs": 30}
+    changes = [variant("train.weight_decay=0.05"), variant("scratch.width=40,train.epochs=45")]
+    plan = planned_runs(profile, DEFAULTS, changes, second_seed=1)
+    assert [label for label, _ in plan] == [
+        "the profile",
+        "with train.weight_decay=0.05",
+        "with scratch.width=40,train.epochs=45",
+        "the profile, seed 1",
+    ]
+    baseline = {"train.epochs": 30, "train.weight_decay": 0.0005, "scratch.width": 16}
+    assert plan[0][1] == baseline
+    assert plan[1][1] == baseline | {"train.weight_decay": 0.05}
+    assert plan[2][1] == baseline | {"scratch.width": 40, "train.epochs": 45}
+    assert plan[3][1] == baseline | {"seed": 1}
+
+
+def test_a_variant_reads_its_values_as_yaml() -> None:
+    assert variant("train.deterministic=false,scratch.input_size=null") == (
+        "with train.deterministic=false,scratch.input_size=null",
+        {"train.deterministic": False, "scratch.input_size": None},
+    )
+
+
+def test_the_table_gives_each_change_against_the_first_run() -> None:
+    runs = [
+        ("the profile", 3.0, {"scratch": 90.0, "transfer": 94.0, "ensemble": 94.5}),
+        ("with x=1", 1.25, {"scratch": 91.5, "transfer": 94.0, "ensemble": 93.75}),
+    ]
+    rows = results_table(runs).splitlines()[2:]
+    assert rows[0] == "| the profile | 3.0 | 90.00 % (+0.00) | 94.00 % (+0.00) | 94.50 % (+0.00) |"
+    assert rows[1] == "| with x=1 | 1.2 | 91.50 % (+1.50) | 94.00 % (+0.00) | 93.75 % (-0.75) |"
+
+
+def test_an_unknown_key_stops_the_command_before_any_run(tmp_path: Path) -> None:
+    command = [sys.executable, "bench/ablation.py", "--data", "data/demo", "--profile", "tiny"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path), "--variant", "train.lrr=0.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "not keys of params.yaml: train.lrr" in result.stderr
+    assert not (tmp_path / "ablation.md").exists()
+
+
+@pytest.mark.slow
+def test_the_variant_command_writes_a_row_per_run(tmp_path: Path) -> None:
+    workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
+    command = [sys.executable, "bench/ablation.py", "--data", "data/demo", "--profile", "tiny"]
+    run(
+        [*command, "--out", str(tmp_path), "--variant", "evaluate.tta_flip=true"], ROOT, timeout=900
+    )
+    report = (tmp_path / "ablation.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| the") or "| with" in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| the profile",
+        "| with evaluate.tta_flip=true",
+        "| the profile, seed 1",
+    ]
+    assert rows[0].count("(+0.00)") == 3
+    assert "Machine: " in report and "--variant evaluate.tta_flip=true" in report
+    assert run(["git", "status", "--porcelain"], ROOT).stdout == workspace_before

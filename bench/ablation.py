@@ -14,6 +14,7 @@ Without --variant each row switches one ingredient of the recipe off (WITHOUT be
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 from bench.machine import describe, run_measured
 from bench.run import data_view, exp_run, metrics
 from bench.workspace import ROOT, copy_project, flatten, load_profile, parse_settings
+from imgclf.atomic import write_text
 from imgclf.config import read_yaml
 
 # ingredient -> the parameters that switch it off (the recipe's value is the profile's)
@@ -40,6 +42,7 @@ WITHOUT = {
     "test-time flips": {"evaluate.tta_flip": False},
 }
 MODELS = ("scratch", "transfer", "ensemble")
+REPORT = "ablation.md"
 
 Settings = dict[str, Any]
 
@@ -109,6 +112,15 @@ def main() -> None:
     if unknown:
         parser.error(f"not keys of params.yaml: {', '.join(unknown)}")
     plan = planned_runs(load_profile(args.profile), defaults, changes, args.second_seed)
+    header = (
+        f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
+        f"Machine: {describe()}\n\n"
+        f"{explained} (its change: this row minus the profile, in points; a positive change "
+        "means the row does better than the profile). The minutes are of that `dvc exp run`, "
+        "which reruns only the stages the change touches. The last row is the profile with "
+        "another seed: changes smaller than its own are noise.\n\n"
+    )
+    command = f"Command: `python bench/ablation.py {' '.join(sys.argv[1:])}`\n"
     args.out.mkdir(parents=True, exist_ok=True)
     runs: list[tuple[str, float, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -117,20 +129,17 @@ def main() -> None:
         project = copy_project(work / "project", {"data.root": str(data)})
         for number, (label, settings) in enumerate(plan):
             started = time.perf_counter()
-            run_measured(exp_run(f"ablation-{number}", settings), project)
+            try:
+                run_measured(exp_run(f"ablation-{number}", settings), project)
+            except subprocess.CalledProcessError as error:
+                kept = f"{args.out / REPORT} holds the {len(runs)} runs before it"
+                raise SystemExit(
+                    f"the run '{label}' failed (dvc exp run exited {error.returncode}; its "
+                    f"output is above); {kept if runs else 'no run finished before it'}"
+                ) from None
             runs.append((label, (time.perf_counter() - started) / 60, accuracies(project)))
-
-    report = (
-        f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
-        f"Machine: {describe()}\n\n"
-        f"{explained} (its change: this row minus the profile, in points; a positive change "
-        "means the row does better than the profile). The minutes are of that `dvc exp run`, "
-        "which reruns only the stages the change touches. The last row is the profile with "
-        "another seed: changes smaller than its own are noise.\n\n"
-        f"{results_table(runs)}\n\n"
-        f"Command: `python bench/ablation.py {' '.join(sys.argv[1:])}`\n"
-    )
-    (args.out / "ablation.md").write_text(report)
+            report = f"{header}{results_table(runs)}\n\n{command}"
+            write_text(args.out / REPORT, report)  # each run's row kept, whatever follows
     print(report)
 
 

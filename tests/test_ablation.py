@@ -63,19 +63,28 @@ def test_an_unknown_key_stops_the_command_before_any_run(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_the_variant_command_writes_a_row_per_run(tmp_path: Path) -> None:
+def test_the_variant_command_keeps_a_row_per_finished_run_when_a_later_one_fails(
+    tmp_path: Path,
+) -> None:
     workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
     command = [sys.executable, "bench/ablation.py", "--data", "data/demo", "--profile", "tiny"]
-    run(
-        [*command, "--out", str(tmp_path), "--variant", "evaluate.tta_flip=true"], ROOT, timeout=900
+    variants = ["--variant", "evaluate.tta_flip=true", "--variant", "train.lr=-1"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path), *variants],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "the run 'with train.lr=-1' failed" in result.stderr
+    assert "holds the 2 runs before it" in result.stderr
     report = (tmp_path / "ablation.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| the") or "| with" in line]
     assert [row.split(" | ")[0] for row in rows] == [
         "| the profile",
         "| with evaluate.tta_flip=true",
-        "| the profile, seed 1",
     ]
     assert rows[0].count("(+0.00)") == 3
-    assert "Machine: " in report and "--variant evaluate.tta_flip=true" in report
+    assert "Machine: " in report and "--variant train.lr=-1" in report
     assert run(["git", "status", "--porcelain"], ROOT).stdout == workspace_before

@@ -21,13 +21,16 @@ import torch.nn.functional as F
 from bench.machine import describe
 from imgclf.config import load_params
 from imgclf.models import build_model
+from imgclf.recipe import param_groups
 from imgclf.runtime import describe_runtime, pin_cpu_arithmetic
+from imgclf.train import training_input
 
 BATCH = 64
 
 
 def main() -> None:
-    train = load_params().train.model_copy(update={"deterministic": True})
+    params = load_params()
+    train = params.train.model_copy(update={"deterministic": True})
     pin_cpu_arithmetic(train)  # before the first tensor operation
     print(f"# {describe()}; caches {cache_sizes()}")
     print(f"# {describe_runtime(torch.device('cpu'))}")
@@ -57,6 +60,20 @@ def main() -> None:
             if p.grad is not None
         ]
         print(f"# {name} gradients, last layer first: " + " ".join(layers[::-1]))
+        # the rest of a training step and of evaluation, in the demo's other batch sizes
+        torch.optim.AdamW(param_groups(model, params, name)).step()
+        weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+        print(f"{name + ' AdamW step (weights after)':<34} out {digest(weights)}")
+        report(f"{name} fwd+bwd, batch 43", lambda x, m=model: m(x * 64 + 128), (43, 3, 32, 32))
+        model.eval()
+        with torch.no_grad():
+            batch = torch.randn((256, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+            print(f"{name + ' evaluation, batch 256':<34} out {digest(model(batch * 64 + 128))}")
+
+    uint8 = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (BATCH, 32, 32, 3), dtype=torch.uint8, generator=uint8)
+    augmented = training_input(images, params.augment, torch.Generator().manual_seed(1), 32)
+    print(f"{'augmentation (augment.*), 32 px':<34} out {digest(augmented)}")
 
 
 def cache_sizes() -> str:

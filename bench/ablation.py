@@ -54,13 +54,16 @@ def planned_runs(
     change on top of it, then the profile with `second_seed`. Every key that any change
     touches is set in every run (to the profile's value, else params.yaml's), because the
     runs share one workspace: a change must not stay behind in the runs after it."""
-    touched = {key for _, change in changes for key in change}
-    baseline = {key: defaults[key] for key in sorted(touched)} | profile
+    baseline = {key: defaults[key] for key in changed_keys(changes)} | profile
     return [
         ("the profile", baseline),
         *((label, baseline | change) for label, change in changes),
         (f"the profile, seed {second_seed}", baseline | {"seed": second_seed}),
     ]
+
+
+def changed_keys(changes: list[tuple[str, Settings]]) -> list[str]:
+    return sorted({key for _, change in changes for key in change})
 
 
 def variant(text: str) -> tuple[str, Settings]:
@@ -108,7 +111,7 @@ def main() -> None:
         changes = [(f"without {name}", off) for name, off in WITHOUT.items()]
         explained = "Each row after the first switches one ingredient off"
     defaults = flatten(read_yaml(ROOT / "params.yaml"))
-    unknown = sorted({key for _, change in changes for key in change} - defaults.keys())
+    unknown = [key for key in changed_keys(changes) if key not in defaults]
     if unknown:
         parser.error(f"not keys of params.yaml: {', '.join(unknown)}")
     plan = planned_runs(load_profile(args.profile), defaults, changes, args.second_seed)

@@ -26,6 +26,8 @@ from imgclf.runtime import describe_runtime, pin_cpu_arithmetic
 from imgclf.train import training_input
 
 BATCH = 64
+LAST_BATCH = 43  # the demo trains on 1,131 images in batches of 64: the last holds 43
+EVAL_BATCH = 256  # evaluate.batch_size
 
 
 def main() -> None:
@@ -64,11 +66,13 @@ def main() -> None:
         torch.optim.AdamW(param_groups(model, params, name)).step()
         weights = torch.cat([p.detach().flatten() for p in model.parameters()])
         print(f"{name + ' AdamW step (weights after)':<34} out {digest(weights)}")
-        report(f"{name} fwd+bwd, batch 43", lambda x, m=model: m(x * 64 + 128), (43, 3, 32, 32))
+        last = (LAST_BATCH, 3, 32, 32)
+        report(f"{name} fwd+bwd, batch {LAST_BATCH}", lambda x, m=model: m(x * 64 + 128), last)
         model.eval()
         with torch.no_grad():
-            batch = torch.randn((256, 3, 32, 32), generator=torch.Generator().manual_seed(0))
-            print(f"{name + ' evaluation, batch 256':<34} out {digest(model(batch * 64 + 128))}")
+            batch = torch.randn((EVAL_BATCH, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+            label = f"{name} evaluation, batch {EVAL_BATCH}"
+            print(f"{label:<34} out {digest(model(batch * 64 + 128))}")
 
     uint8 = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (BATCH, 32, 32, 3), dtype=torch.uint8, generator=uint8)

@@ -14,10 +14,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+    out, work = tmp_path / "out", tmp_path / "work"
     workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
     command = [sys.executable, "bench/run.py", "--data", "data/demo", "--profile", "tiny"]
-    run([*command, "--out", str(out)], ROOT, timeout=900)
+    run([*command, "--out", str(out), "--work", str(work)], ROOT, timeout=900)
     report = (out / "results.md").read_text()
     assert "scratch (resnet, 16 px)" in report and "transfer (efficientnet_lite0, 16 px)" in report
     assert "Machine: " in report and "torch " in report and "ensemble:" in report
@@ -26,3 +26,12 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
             rows = list(csv.DictReader(file))
         assert len(rows) == 270 and rows[0]["id"].startswith("image_")
     assert run(["git", "status", "--porcelain"], ROOT).stdout == workspace_before
+
+    ensemble = [sys.executable, "bench/ensemble.py", "--project", str(work / "project")]
+    test_accuracy = {
+        cells[1].strip(): float(cells[-2].strip().rstrip("%"))
+        for cells in (line.split("|") for line in run(ensemble, ROOT).stdout.splitlines())
+        if cells[-2].strip().endswith("%")
+    }
+    bound = test_accuracy.pop("either model right (no combination scores above it)")
+    assert len(test_accuracy) == 6 and max(test_accuracy.values()) <= bound <= 100

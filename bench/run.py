@@ -9,7 +9,9 @@ images per second, peak memory, the machine) and one submission per model and on
 ensemble. A folder with no predict/ gets one made of its test images, so each submission can
 be scored.
 With --original, the original notebook's network and settings add a row of their own;
---set KEY=VALUE overrides the profile (a smoke run: --set train.epochs=1 ...).
+--set KEY=VALUE overrides the profile (a smoke run: --set train.epochs=1 ...). With
+--without-dvc (a machine without DVC, such as a lent GPU machine) the copy is plain files and
+the stages run by their commands in dvc.yaml (bench/without_dvc.py), export left out.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/run.py`
 
+from bench import without_dvc
 from bench.machine import describe, run_measured
-from bench.workspace import copy_project, load_profile, parse_settings
+from bench.workspace import copy_project, load_profile, parse_settings, write_params
 from imgclf.config import read_yaml
 from imgclf.submission import DEFAULT_LABELS_FILE
 
@@ -39,6 +43,9 @@ def main() -> None:
     parser.add_argument("--original", action="store_true", help="add the original's row")
     parser.add_argument("--work", type=Path, help="keep the run here (default: a temp folder)")
     parser.add_argument(
+        "--without-dvc", action="store_true", help="run the stages by their commands, no DVC"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override the profile"
     )
     args = parser.parse_args()
@@ -48,16 +55,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
     data = data_view(args.data.resolve(), work / "data")
-    project = copy_project(work / "project", {"data.root": str(data)})
+    project = copy_project(work / "project", {"data.root": str(data)}, not args.without_dvc)
+    pipeline = Pipeline(project, args.without_dvc)
 
     started = time.perf_counter()
-    seconds, peak = run_measured(exp_run(args.profile, profile), project)
+    seconds, peak = pipeline.run(args.profile, profile)
     rows = [model_row(project, name) for name in ("scratch", "transfer")]
     rows.append(ensemble_row(project))
-    write_submissions(project, args.out)
+    write_submissions(pipeline, args.out)
     pipeline_minutes = (time.perf_counter() - started) / 60
     if args.original:
-        rows.append(original_row(project))
+        rows.append(original_row(pipeline))
 
     table = results_table(rows)
     report = (
@@ -95,6 +103,36 @@ def data_view(data: Path, view: Path) -> Path:
             link.symlink_to(image)
             writer.writerow([image.stem, image.parent.name])
     return view
+
+
+REPORTED = ("evaluate", "make_submission")  # the stages the report reads
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A copy of the project whose stages run with `dvc exp run`, or without DVC."""
+
+    project: Path
+    without_dvc: bool
+
+    def run(self, name: str, params: dict) -> tuple[float, float]:
+        """The whole pipeline with `params` set, as experiment `name` (without DVC, the stages
+        the report reads and those they need): wall seconds and peak memory (MiB)."""
+        if not self.without_dvc:
+            return run_measured(exp_run(name, params), self.project)
+        return self._run_stages(params, without_dvc.stages_for(self.project, REPORTED))
+
+    def rerun(self, name: str, params: dict, stage: str) -> None:
+        """`stage` again with `params` set, the stages before it being up to date."""
+        if not self.without_dvc:
+            run_measured(exp_run(name, params, (stage,)), self.project)
+        else:
+            self._run_stages(params, [stage])
+
+    def _run_stages(self, params: dict, stages: list[str]) -> tuple[float, float]:
+        write_params(self.project / "params.yaml", self.project / "params.yaml", params)
+        script = Path(without_dvc.__file__).resolve()
+        return run_measured([sys.executable, str(script), *stages], self.project)
 
 
 def exp_run(name: str, params: dict, targets: tuple[str, ...] = ()) -> list[str]:
@@ -146,16 +184,17 @@ def training_columns(project: Path, name: str) -> dict:
     }
 
 
-def write_submissions(project: Path, out: Path) -> None:
+def write_submissions(pipeline: Pipeline, out: Path) -> None:
     """submission-<model>.csv for both models and their ensemble: the chosen one first."""
+    project = pipeline.project
     chosen = metrics(project, "submission")["submission"]["model"]
     shutil.copyfile(project / "data/submission.csv", out / f"submission-{chosen}.csv")
     for other in {"scratch", "transfer", "ensemble"} - {chosen}:
-        run_measured(exp_run(f"submit-{other}", {"submission.model": other}), project)
+        pipeline.rerun(f"submit-{other}", {"submission.model": other}, "make_submission")
         shutil.copyfile(project / "data/submission.csv", out / f"submission-{other}.csv")
 
 
-def original_row(project: Path) -> dict:
+def original_row(pipeline: Pipeline) -> dict:
     """The notebook's network and settings (bench/profiles/original.yaml), trained by the
     train_scratch stage and scored by the evaluate stage's code on the same test split."""
     from imgclf import paths
@@ -163,8 +202,8 @@ def original_row(project: Path) -> dict:
     from imgclf.evaluate import load_trained, predict, score
     from imgclf.samples import load_split_data
 
-    original = load_profile("original")
-    run_measured(exp_run("original", original, ("train_scratch",)), project)
+    project = pipeline.project
+    pipeline.rerun("original", load_profile("original"), "train_scratch")
     data = load_split_data(project / paths.MANIFEST, project / paths.SPLIT)
     trained = load_trained(project / paths.checkpoint("scratch"))
     logits = predict(trained, ImageCache(project / paths.CACHE), data.indices("test"), 256, False)

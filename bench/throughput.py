@@ -11,6 +11,8 @@ With --compare KEY=A,B the steps are measured at each value in turn, in the same
 
     python bench/throughput.py --data ../shared/datasets/intel-scenes --profile gpu [--compile]
     python bench/throughput.py --data DIR --profile cpu --compare train.precision=float32,bfloat16
+
+With --without-dvc (a machine without DVC) the data is prepared by the stages' own commands.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 import torch
 
+from bench import without_dvc
 from bench.machine import describe, images_per_second, run_measured
 from bench.workspace import copy_project, load_profile, parse_settings, write_params
 from imgclf import paths
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--stage", action="store_true", help="also run each training stage")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--compare", metavar="KEY=A,B", help="measure the steps at each value")
+    parser.add_argument("--without-dvc", action="store_true", help="prepare the data without DVC")
     args = parser.parse_args()
     profile = load_profile(args.profile) | parse_settings(args.set)
     if args.compare and args.stage:
@@ -122,8 +126,12 @@ def main() -> None:
         project = copy_project(
             Path(folder) / "project",
             {**profile, "data.root": str(args.data.resolve()), "train.compile": args.compile},
+            repository=not args.without_dvc,
         )
-        run_measured(["dvc", "repro", "split"], project)
+        if args.without_dvc:
+            without_dvc.run(project, without_dvc.stages_for(project, ("split",)))
+        else:
+            run_measured(["dvc", "repro", "split"], project)
         os.chdir(project)
         params_file = project / "params.yaml"
         as_profiled = params_file.read_text()

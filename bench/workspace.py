@@ -81,9 +81,10 @@ def git(args: list[str], cwd: Path) -> str:
     ).stdout
 
 
-def copy_project(project: Path, params: dict[str, Any]) -> Path:
+def copy_project(project: Path, params: dict[str, Any], repository: bool = True) -> Path:
     """Copy the project into the new folder `project`, with the dotted-key `params` changed,
-    as the first commit of a fresh git + DVC repository (dvc must be on PATH)."""
+    as the first commit of a fresh git + DVC repository (dvc must be on PATH); with
+    `repository` False, as plain files (for bench/without_dvc.py)."""
     project.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -92,6 +93,8 @@ def copy_project(project: Path, params: dict[str, Any]) -> Path:
         else:
             shutil.copy2(source, project / name)
     write_params(ROOT / "params.yaml", project / "params.yaml", params)
+    if not repository:
+        return project
     git(["init", "-q", "-b", "main"], project)
     git(["config", "user.email", "bench@example.com"], project)
     git(["config", "user.name", "bench"], project)

@@ -9,16 +9,24 @@ test, so the choice is made without looking at test:
 A last row gives the share of images that at least one model gets right: no way of combining
 the two can score above it, so it says whether a target is within the pair's reach.
 
-    python bench/ensemble.py --project WORK/project
+    python bench/ensemble.py --project WORK/project [--experiments NAME ...]
 
-WORK is a `bench/run.py --work WORK` folder (or any project whose models are trained).
+WORK is a `bench/run.py --work WORK` folder (or any project whose models are trained). With
+--experiments, the models of those DVC experiments of the project (each applied in turn, so
+the workspace ends on the last) are pooled instead: each distinct model alone, the mean of
+the probabilities of all transfer models, of all scratch models, and of all models, on test
+(the validation split depends on the seed: nothing is fitted), the share that at least one
+gets right, and the images every model gets wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,8 +51,12 @@ Logits = dict[str, torch.Tensor]  # per model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--experiments", nargs="+", metavar="NAME", help="pool their models")
     args = parser.parse_args()
     os.chdir(args.project)
+    if args.experiments:
+        pooled(args.experiments)
+        return
     params = load_params().evaluate
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     cache = ImageCache(paths.CACHE)
@@ -65,6 +77,42 @@ def main() -> None:
         print(f"| {label} | {fitted} | {val:.2%} | {test:.2%} |")
     val, test = (either_right(logits[s], targets[s]) for s in ("val", "test"))
     print(f"| either model right (no combination scores above it) | - | {val:.2%} | {test:.2%} |")
+
+
+def pooled(experiments: list[str]) -> None:
+    """Print the table of the models of `experiments` pooled (see the module's docstring)."""
+    logits: Logits = {}
+    seen: set[str] = set()
+    for experiment in experiments:
+        for command in (["dvc", "exp", "apply", experiment], ["dvc", "checkout", "-f"]):
+            subprocess.run(command, check=True, capture_output=True)
+        params = load_params().evaluate
+        data = load_split_data(paths.MANIFEST, paths.SPLIT)
+        for name in paths.MODEL_NAMES:
+            digest = hashlib.sha256(paths.checkpoint(name).read_bytes()).hexdigest()
+            if digest not in seen:  # a variant that left a model as it was shares it
+                seen.add(digest)
+                logits[f"{experiment} {name}"] = predict(
+                    load_trained(paths.checkpoint(name)), ImageCache(paths.CACHE),
+                    data.indices("test"), params.batch_size, params.tta_flip,
+                )  # fmt: skip
+    targets = torch.as_tensor(data.targets("test"))
+    print(f"| models | test acc ({len(targets)} images) |\n|---|---|")
+    for label, each in logits.items():
+        print(f"| {label} | {accuracy(each, targets):.2%} |")
+    for kind in paths.MODEL_NAMES:
+        chosen = {label: each for label, each in logits.items() if label.endswith(kind)}
+        print(f"| mean of the {len(chosen)} {kind} models | "
+              f"{accuracy(mean_probability(chosen), targets):.2%} |")  # fmt: skip
+    print(f"| mean of all {len(logits)} | {accuracy(mean_probability(logits), targets):.2%} |")
+    print(f"| at least one model right | {either_right(logits, targets):.2%} |")
+    predicted = torch.stack([each.argmax(1) for each in logits.values()])
+    all_wrong = (predicted != targets).all(0).nonzero().flatten().tolist()
+    pairs = Counter(
+        (data.classes[targets[i]], data.classes[predicted[:, i].mode().values]) for i in all_wrong
+    )
+    print(f"\nWrong by every model: {len(all_wrong)} images (true -> most predicted: "
+          + ", ".join(f"{a} -> {b} {n}" for (a, b), n in pairs.most_common()) + ")")  # fmt: skip
 
 
 def combination_rules(

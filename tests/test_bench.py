@@ -35,3 +35,18 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     }
     bound = test_accuracy.pop("either model right (no combination scores above it)")
     assert len(test_accuracy) == 6 and max(test_accuracy.values()) <= bound <= 100
+
+    # Pooled over experiments: the submission runs trained nothing, so they add no model.
+    listed = run(["dvc", "exp", "list", "--name-only"], work / "project").stdout.split()
+    submissions = [name for name in listed if name.startswith("submit-")]
+    assert len(submissions) == 2
+    pooled = run([*ensemble, "--experiments", "tiny", *submissions], ROOT).stdout
+    test_accuracy = {
+        cells[1].strip(): float(cells[2].strip().rstrip("%"))
+        for cells in (line.split("|") for line in pooled.splitlines())
+        if len(cells) > 2 and cells[2].strip().endswith("%")
+    }
+    alone = {test_accuracy.pop(f"tiny {name}") for name in ("scratch", "transfer")}
+    assert not any(label.startswith("submit-") for label in test_accuracy)
+    assert max(alone) <= test_accuracy["at least one model right"] <= 100
+    assert "Wrong by every model: " in pooled

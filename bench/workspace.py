@@ -95,6 +95,11 @@ def copy_project(project: Path, params: dict[str, Any], repository: bool = True)
     write_params(ROOT / "params.yaml", project / "params.yaml", params)
     if not repository:
         return project
+    if not shutil.which("dvc", path=ENV["PATH"]):
+        raise SystemExit(
+            "dvc is not installed here (`make setup` installs it); on a machine without it, "
+            "bench/run.py and bench/throughput.py take --without-dvc"
+        )
     git(["init", "-q", "-b", "main"], project)
     git(["config", "user.email", "bench@example.com"], project)
     git(["config", "user.name", "bench"], project)

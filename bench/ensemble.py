@@ -81,22 +81,7 @@ def main() -> None:
 
 def pooled(experiments: list[str]) -> None:
     """Print the table of the models of `experiments` pooled (see the module's docstring)."""
-    logits: Logits = {}
-    seen: set[str] = set()
-    for experiment in experiments:
-        for command in (["dvc", "exp", "apply", experiment], ["dvc", "checkout", "-f"]):
-            subprocess.run(command, check=True, capture_output=True)
-        params = load_params().evaluate
-        data = load_split_data(paths.MANIFEST, paths.SPLIT)
-        for name in paths.MODEL_NAMES:
-            digest = hashlib.sha256(paths.checkpoint(name).read_bytes()).hexdigest()
-            if digest not in seen:  # a variant that left a model as it was shares it
-                seen.add(digest)
-                logits[f"{experiment} {name}"] = predict(
-                    load_trained(paths.checkpoint(name)), ImageCache(paths.CACHE),
-                    data.indices("test"), params.batch_size, params.tta_flip,
-                )  # fmt: skip
-    targets = torch.as_tensor(data.targets("test"))
+    logits, targets, classes = logits_on_test(experiments)
     print(f"| models | test acc ({len(targets)} images) |\n|---|---|")
     for label, each in logits.items():
         print(f"| {label} | {accuracy(each, targets):.2%} |")
@@ -109,10 +94,39 @@ def pooled(experiments: list[str]) -> None:
     predicted = torch.stack([each.argmax(1) for each in logits.values()])
     all_wrong = (predicted != targets).all(0).nonzero().flatten().tolist()
     pairs = Counter(
-        (data.classes[targets[i]], data.classes[predicted[:, i].mode().values]) for i in all_wrong
+        (classes[targets[i]], classes[predicted[:, i].mode().values]) for i in all_wrong
     )
     print(f"\nWrong by every model: {len(all_wrong)} images (true -> most predicted: "
           + ", ".join(f"{a} -> {b} {n}" for (a, b), n in pairs.most_common()) + ")")  # fmt: skip
+
+
+def logits_on_test(experiments: list[str]) -> tuple[Logits, torch.Tensor, list[str]]:
+    """Test logits of each distinct model of `experiments` ("<experiment> <model>"), each
+    experiment applied in turn; the test labels and the class names, which must be the same
+    in every experiment (the seed moves only train and val)."""
+    logits: Logits = {}
+    seen: set[str] = set()
+    targets: torch.Tensor | None = None
+    for experiment in experiments:
+        for command in (["dvc", "exp", "apply", experiment], ["dvc", "checkout", "-f"]):
+            subprocess.run(command, check=True, capture_output=True)
+        params = load_params().evaluate
+        data = load_split_data(paths.MANIFEST, paths.SPLIT)
+        tested = torch.as_tensor(data.targets("test"))
+        if targets is not None and not torch.equal(tested, targets):
+            raise SystemExit(f"experiment {experiment} tests on other images: pool only runs "
+                             "of the same data")  # fmt: skip
+        targets = tested
+        for name in paths.MODEL_NAMES:
+            digest = hashlib.sha256(paths.checkpoint(name).read_bytes()).hexdigest()
+            if digest not in seen:  # a variant that left a model as it was shares it
+                seen.add(digest)
+                logits[f"{experiment} {name}"] = predict(
+                    load_trained(paths.checkpoint(name)), ImageCache(paths.CACHE),
+                    data.indices("test"), params.batch_size, params.tta_flip,
+                )  # fmt: skip
+    assert targets is not None  # argparse requires one experiment at least
+    return logits, targets, data.classes
 
 
 def combination_rules(

@@ -6,13 +6,13 @@ on the demo data."""
 from __future__ import annotations
 
 import csv
-import re
 import sys
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bench.without_dvc import stages_for
 from tests.conftest import ROOT, run
@@ -25,14 +25,10 @@ SHRUNK = {"data.image_size": 32, "scratch.input_size": 32, "scratch.width": 8,
           "train.batch_size": 32}  # fmt: skip
 
 
-def normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def with_requirements(names: tuple[str, ...]) -> set[str]:
     """`names` and every distribution they require, as installed here."""
     found: set[str] = set()
-    todo = [normalized(name) for name in names]
+    todo = [canonicalize_name(name) for name in names]
     while todo:
         name = todo.pop()
         if name in found:
@@ -44,14 +40,14 @@ def with_requirements(names: tuple[str, ...]) -> set[str]:
             continue
         for requirement in map(Requirement, requires):
             if not requirement.marker or requirement.marker.evaluate({"extra": ""}):
-                todo.append(normalized(requirement.name))
+                todo.append(canonicalize_name(requirement.name))
     return found
 
 
 def payload() -> dict[str, str]:
     lines = (ROOT / "bench/gpu_wheels.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
-    return {normalized(name): pinned for name, pinned in pins.items()}
+    return {canonicalize_name(name): pinned for name, pinned in pins.items()}
 
 
 def test_the_payload_pins_the_versions_the_tests_run() -> None:

@@ -7,16 +7,12 @@ project's own modules are not distributions: they stay importable."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 from importlib.metadata import packages_distributions
 
+from packaging.utils import canonicalize_name
 
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-_importable = {_normalized(name) for name in os.environ["GPU_MACHINE_IMPORTABLE"].split(",")}
+_importable = {canonicalize_name(name) for name in os.environ["GPU_MACHINE_IMPORTABLE"].split(",")}
 for _module, _distributions in packages_distributions().items():
-    if not _importable & {_normalized(name) for name in _distributions}:
+    if not _importable & {canonicalize_name(name) for name in _distributions}:
         sys.modules.setdefault(_module, None)

@@ -1,0 +1,49 @@
+"""The README's table of cpu-profile runs says what each run's own report under bench/results/
+says: a figure copied wrong, or a report rewritten without the table, fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+RESULTS = ROOT / "bench/results"
+MODELS = ("scratch", "transfer", "ensemble")
+
+
+def readme_rows() -> dict[str, dict[str, str]]:
+    """The README table's rows that name a folder: folder -> model (and minutes) -> cell."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        match = re.match(r"\| `([\w-]+)` \|", line)
+        if match and (RESULTS / match[1]).is_dir():
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[match[1]] = dict(zip((*MODELS, "minutes"), cells[3:7], strict=True))
+    return rows
+
+
+def reported(folder: Path) -> dict[str, str]:
+    """Each model's test accuracy and the whole pipeline's minutes, as its results.md gives them."""
+    report = (folder / "results.md").read_text()
+    figures = {}
+    for model in MODELS:
+        match = re.search(rf"^\| {model}\b[^|]*\| (\d+\.\d+)%", report, re.MULTILINE)
+        if match:
+            figures[model] = match[1]
+    minutes = re.search(r"^Whole pipeline \(prepare to submission\): (\d+\.\d) min", report, re.M)
+    if minutes:
+        figures["minutes"] = minutes[1]
+    return figures
+
+
+def test_every_cpu_run_folder_has_a_row() -> None:
+    cpu_runs = {folder.name for folder in RESULTS.glob("cpu*") if (folder / "results.md").exists()}
+    assert set(readme_rows()) == cpu_runs
+
+
+def test_each_row_gives_its_reports_figures() -> None:
+    for folder, cells in readme_rows().items():
+        for key, figure in reported(RESULTS / folder).items():
+            cell = cells[key].replace("*", "").strip()
+            assert cell.startswith(figure), f"README row {folder}, {key}: {cell!r} != {figure}"

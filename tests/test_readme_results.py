@@ -44,6 +44,8 @@ def test_every_cpu_run_folder_has_a_row() -> None:
 
 def test_each_row_gives_its_reports_figures() -> None:
     for folder, cells in readme_rows().items():
-        for key, figure in reported(RESULTS / folder).items():
+        figures = reported(RESULTS / folder)
+        assert {"scratch", "transfer"} <= set(figures), f"{folder}/results.md: no model rows read"
+        for key, figure in figures.items():
             cell = cells[key].replace("*", "").strip()
             assert cell.startswith(figure), f"README row {folder}, {key}: {cell!r} != {figure}"

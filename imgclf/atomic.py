@@ -1,19 +1,22 @@
 """Write every output under a temporary name and rename it into place.
 
 A stage killed at any moment, or a power cut, leaves either the old file or the new one,
-never a torn one.
+never a torn one. A full disk leaves the old file too, and says so in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from imgclf.errors import UserError
 
 
 def _umask() -> int:
@@ -24,6 +27,18 @@ def _umask() -> int:
 
 # What open() would give a new file: mkstemp's temporary file is private (0600).
 NEW_FILE_MODE = 0o666 & ~_umask()
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether `error`, or one it arose from, is a file system out of space or quota."""
+    # torch.save raises its own RuntimeError around the OSError, or the OSError around it.
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @contextlib.contextmanager
@@ -44,6 +59,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(folder)  # and the rename with it
         finally:
             os.close(folder)
+    except (OSError, RuntimeError) as error:
+        if is_disk_full(error):
+            raise UserError(
+                f"no space left on the device for {path} (an earlier version of it is kept): free "
+                "some and run again; a training stage resumes from its last saved epoch"
+            ) from error
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

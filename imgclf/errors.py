@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 
 class UserError(Exception):
-    """Bad input or parameters: the message names the cause and what to do."""
+    """Bad input or parameters, or a full disk: the message names the cause and what to do."""
 
 
 def exit_on_user_error(main: Callable[[], None]) -> Callable[[], None]:

@@ -7,11 +7,14 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
-from imgclf.atomic import write_csv, write_json
+from imgclf.atomic import atomic_path, write_csv, write_json
+from imgclf.errors import exit_on_user_error
 from tests.conftest import ROOT
 
 
@@ -62,3 +65,36 @@ def test_an_output_gets_the_mode_the_umask_gives(tmp_path: Path, umask: int, mod
     writer += f"write_json({str(target)!r}, {{}})"
     subprocess.run([sys.executable, "-c", writer], cwd=ROOT, check=True)
     assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+def write_bytes(path: Path) -> None:
+    path.write_bytes(bytes(1 << 16))
+
+
+def save_weights(path: Path) -> None:
+    with open(path, "wb") as file:  # as imgclf.checkpoint.save does
+        torch.save({"weight": torch.zeros(1 << 14)}, file)
+
+
+@pytest.mark.parametrize("write", [write_bytes, save_weights])
+def test_a_full_disk_is_one_line_that_names_the_file_and_leaves_the_old_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write: Callable[[Path], None]
+) -> None:
+    target = tmp_path / "transfer.pt"
+    target.write_bytes(b"the last epoch's checkpoint")
+
+    @exit_on_user_error
+    def stage() -> None:
+        with atomic_path(target) as tmp:
+            tmp.unlink()
+            tmp.symlink_to("/dev/full")  # every write to it fails as on a full disk: ENOSPC
+            write(tmp)
+
+    with pytest.raises(SystemExit) as exit_status:
+        stage()
+    assert exit_status.value.code == 1
+    message = capsys.readouterr().err
+    assert message.startswith(f"error: no space left on the device for {target}")
+    assert message.count("\n") == 1
+    assert target.read_bytes() == b"the last epoch's checkpoint"
+    assert [path.name for path in tmp_path.iterdir()] == ["transfer.pt"]

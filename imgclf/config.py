@@ -134,6 +134,7 @@ class ModelParams(Section):
     input_size: Annotated[int, Field(ge=8, le=1024)] | None
     epochs: PositiveInt | None
     lr_mult: Annotated[float, Field(gt=0.0)]
+    precision: Literal["auto", "float32", "bfloat16"] | None
 
     @field_validator("arch")
     @classmethod

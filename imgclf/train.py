@@ -313,7 +313,9 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
         mixup=make_mixup(params, len(data.classes)),
         ema=make_ema(model, params),
-        bfloat16=uses_bfloat16(device, params.train.precision, params.train.deterministic),
+        bfloat16=uses_bfloat16(
+            device, options.precision or params.train.precision, params.train.deterministic
+        ),
     )
 
 

@@ -44,6 +44,22 @@ def test_a_training_step_computes_in_the_precision_asked_for(
     assert val_loss > 0 and 0 <= val_acc <= 1
 
 
+def test_a_models_own_precision_overrides_the_shared_one(workdir, make_params) -> None:
+    workdir(data__root=str(ROOT / "data/demo"), data__image_size=16, split__max_train_per_class=8)
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+
+    def scratch_in_bf16(**changes: str) -> bool:
+        params = make_params(scratch__width=8, **changes)
+        return prepare_run("scratch", params, data, CPU).bfloat16
+
+    assert scratch_in_bf16(train__precision="bfloat16")
+    assert scratch_in_bf16(train__precision="bfloat16", transfer__precision="float32")
+    assert not scratch_in_bf16(train__precision="bfloat16", scratch__precision="float32")
+    assert scratch_in_bf16(train__precision="float32", scratch__precision="bfloat16")
+
+
 def test_auto_keeps_float32_where_results_must_be_the_same_everywhere() -> None:
     # Native bf16 units differ between CPUs, so deterministic runs never use them.
     assert not uses_bfloat16(CPU, "auto", deterministic=True)

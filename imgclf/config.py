@@ -82,6 +82,9 @@ class CheckParams(Section):
     near_duplicate_max_diff: Annotated[float, Field(ge=0.0, le=255.0)]
 
 
+Precision = Literal["auto", "float32", "bfloat16"]
+
+
 class TrainParams(Section):
     lr: Annotated[float, Field(gt=0.0, le=10.0)]
     epochs: PositiveInt
@@ -100,7 +103,7 @@ class TrainParams(Section):
     mixup: Annotated[float, Field(ge=0.0)]
     cutmix: Annotated[float, Field(ge=0.0)]
     decay_norm_and_bias: bool
-    precision: Literal["auto", "float32", "bfloat16"]
+    precision: Precision
     compile: bool
     nproc: PositiveInt
 
@@ -134,7 +137,7 @@ class ModelParams(Section):
     input_size: Annotated[int, Field(ge=8, le=1024)] | None
     epochs: PositiveInt | None
     lr_mult: Annotated[float, Field(gt=0.0)]
-    precision: Literal["auto", "float32", "bfloat16"] | None
+    precision: Precision | None
 
     @field_validator("arch")
     @classmethod

@@ -1,4 +1,4 @@
-"""train_scratch / train_transfer: fit a model, keep the epoch with the lowest validation loss.
+"""train_scratch / train_transfer: fit a model, keep its best epoch (train.select).
 
 Each epoch ends with a resumable checkpoint. Every random draw of an epoch (shuffling,
 augmentation, dropout) comes from generators seeded with (seed, epoch, rank) when the epoch
@@ -423,8 +423,8 @@ def write_history(name: ModelName, progress: Progress) -> None:
 
 
 def save_best(run: Run, progress: Progress) -> dict[str, torch.Tensor]:
-    """Save the weights of the epoch with the lowest validation loss, for evaluate and
-    submission; return them."""
+    """Save the weights of the best epoch (train.select), for evaluate and submission; return
+    them."""
     best = progress.history[progress.best_epoch - 1]
     checkpoint.save(
         paths.checkpoint(run.name),

@@ -1,5 +1,5 @@
 """Each benchmark profile is a set of valid params.yaml keys: a misspelt key or a bad value
-fails here, not minutes into a benchmark."""
+fails in the test suite, not at the next benchmark someone runs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The README's table of cpu-profile runs says what each run's own report under bench/results/
-says: a figure copied wrong, or a report rewritten without the table, fails here."""
+"""The table of cpu-profile runs in bench/results/README.md says what each run's own report
+beside it says: a figure copied wrong, or a report rewritten without the table, fails here."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ MODELS = ("scratch", "transfer", "ensemble")
 
 
 def readme_rows() -> dict[str, dict[str, str]]:
-    """The README table's rows that name a folder: folder -> model (and minutes) -> cell."""
+    """The runs table's rows that name a folder: folder -> model (and minutes) -> cell."""
     rows = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (RESULTS / "README.md").read_text().splitlines():
         match = re.match(r"\| `([\w-]+)` \|", line)
         if match and (RESULTS / match[1]).is_dir():
             cells = [cell.strip() for cell in line.strip("|").split("|")]
@@ -48,4 +48,4 @@ def test_each_row_gives_its_reports_figures() -> None:
         assert {"scratch", "transfer"} <= set(figures), f"{folder}/results.md: no model rows read"
         for key, figure in figures.items():
             cell = cells[key].replace("*", "").strip()
-            assert cell.startswith(figure), f"README row {folder}, {key}: {cell!r} != {figure}"
+            assert cell.startswith(figure), f"runs table, row {folder}, {key}: {cell!r} != {figure}"

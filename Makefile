@@ -1,5 +1,5 @@
 # `make demo`: set up (first time) and run the whole pipeline on data/demo.
-# `make test`: lint, then the test suite.
+# `make test`: lint, then the test suite (installing Debian's chromium first where it is missing).
 # `make review REV=main`: what the workspace changed against REV, in review/report.md.
 # `make exps`: the experiments side by side, the parameters that differ and each model's
 #   test accuracy (`dvc exp show --only-changed` with the other metrics and the deps dropped).
@@ -7,7 +7,7 @@ VENV := .venv
 REV ?= main
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test review setup exps
+.PHONY: demo test review setup exps chromium
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt
 demo: setup
 	dvc repro
 
-test: setup
+test: setup chromium
 	ruff check .
 	ruff format --check .
 	pytest
@@ -31,3 +31,11 @@ review: setup
 EXP_COLUMNS_DROPPED := .*(train_|val_|_loss|_f1|_low|_high|kept_epoch|epochs_trained|/)|submission\.|export\.|State|Executor
 exps:
 	dvc exp show --only-changed --drop '$(EXP_COLUMNS_DROPPED)'
+
+# The plots page test draws `dvc plots show` in headless Chromium (Debian's package).
+chromium:
+	@command -v chromium >/dev/null || { \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		echo "installing Debian's chromium for the plots page test"; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }

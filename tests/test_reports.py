@@ -46,7 +46,7 @@ def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProc
     """Headless Chromium on a local page with the network cut off, its console logged to
     stderr: no host name resolves, and anything else goes to a proxy where nothing listens."""
     browser = shutil.which("chromium")
-    assert browser, "headless tests need Debian's chromium package (.ci/run installs it)"
+    assert browser, "headless tests need Debian's chromium package (`make chromium` installs it)"
     return subprocess.run(
         [
             browser,

@@ -12,7 +12,7 @@ RESULTS = ROOT / "bench/results"
 MODELS = ("scratch", "transfer", "ensemble")
 
 
-def readme_rows() -> dict[str, dict[str, str]]:
+def runs_table_rows() -> dict[str, dict[str, str]]:
     """The runs table's rows that name a folder: folder -> model (and minutes) -> cell."""
     rows = {}
     for line in (RESULTS / "README.md").read_text().splitlines():
@@ -39,11 +39,11 @@ def reported(folder: Path) -> dict[str, str]:
 
 def test_every_cpu_run_folder_has_a_row() -> None:
     cpu_runs = {folder.name for folder in RESULTS.glob("cpu*") if (folder / "results.md").exists()}
-    assert set(readme_rows()) == cpu_runs
+    assert set(runs_table_rows()) == cpu_runs
 
 
 def test_each_row_gives_its_reports_figures() -> None:
-    for folder, cells in readme_rows().items():
+    for folder, cells in runs_table_rows().items():
         figures = reported(RESULTS / folder)
         assert {"scratch", "transfer"} <= set(figures), f"{folder}/results.md: no model rows read"
         for key, figure in figures.items():

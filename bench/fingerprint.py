@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from bench.machine import describe
 from imgclf.config import load_params
 from imgclf.models import build_model
-from imgclf.recipe import param_groups
+from imgclf.recipe import make_optimizer
 from imgclf.runtime import describe_runtime, pin_cpu_arithmetic
 from imgclf.train import training_input
 
@@ -63,7 +63,7 @@ def main() -> None:
         ]
         print(f"# {name} gradients, last layer first: " + " ".join(layers[::-1]))
         # the rest of a training step and of evaluation, in the demo's other batch sizes
-        torch.optim.AdamW(param_groups(model, params, name)).step()
+        make_optimizer(model, params, name, torch.device("cpu")).step()  # params.yaml: AdamW
         weights = torch.cat([p.detach().flatten() for p in model.parameters()])
         print(f"{name + ' AdamW step (weights after)':<34} out {digest(weights)}")
         last = (LAST_BATCH, 3, 32, 32)

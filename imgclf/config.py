@@ -83,6 +83,7 @@ class CheckParams(Section):
 
 
 Precision = Literal["auto", "float32", "bfloat16"]
+Optimizer = Literal["adamw", "sgd"]
 
 
 class TrainParams(Section):
@@ -90,6 +91,7 @@ class TrainParams(Section):
     epochs: PositiveInt
     batch_size: PositiveInt
     patience: PositiveInt
+    optimizer: Optimizer
     weight_decay: Annotated[float, Field(ge=0.0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
     schedule: Literal["onecycle", "cosine", "constant"]
@@ -137,6 +139,7 @@ class ModelParams(Section):
     input_size: Annotated[int, Field(ge=8, le=1024)] | None
     epochs: PositiveInt | None
     lr_mult: Annotated[float, Field(gt=0.0)]
+    optimizer: Optimizer | None
     precision: Precision | None
 
     @field_validator("arch")

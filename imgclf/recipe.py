@@ -1,7 +1,7 @@
 """The training recipe's ingredients beyond the original's, each a parameter that can be off:
 parameter groups (no weight decay on norms and biases, layer-wise learning-rate decay), mixup
 and cutmix, and an exponential moving average of the weights. Each comes from timm, the
-library whose training script most practitioners know."""
+library whose training script most practitioners know; the optimizers from PyTorch."""
 
 from __future__ import annotations
 
@@ -49,6 +49,18 @@ def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dic
                 }
             )
     return kept
+
+
+def make_optimizer(
+    model: Classifier, params: Params, name: ModelName, device: torch.device
+) -> torch.optim.Optimizer:
+    """AdamW, or SGD with Nesterov momentum (the model's `optimizer`, else train.optimizer),
+    over param_groups. With SGD the groups' weight decay is L2, added to the gradient."""
+    groups = param_groups(model, params, name)
+    fused = device.type == "cuda"  # one kernel for the whole step
+    if (params.model(name).optimizer or params.train.optimizer) == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, nesterov=True, fused=fused)
+    return torch.optim.AdamW(groups, fused=fused)
 
 
 def make_mixup(params: Params, num_classes: int) -> Mixup | None:

@@ -34,7 +34,7 @@ from imgclf.models.transfer import native_input_size
 from imgclf.paths import ModelName
 from imgclf.plots import learning_curves_figure, save_figure
 from imgclf.predict import loss_and_accuracy
-from imgclf.recipe import make_ema, make_mixup, param_groups
+from imgclf.recipe import make_ema, make_mixup, make_optimizer
 from imgclf.runtime import (
     autocast,
     barrier,
@@ -224,6 +224,7 @@ def write_outputs(
         "weights_sha256": checkpoint.weights_digest(weights),
         "kept_epoch": progress.best_epoch,
         "lr": run.params.train.lr * run.params.model(name).lr_mult,
+        "optimizer": type(run.optimizer).__name__,
         "runtime": describe_runtime(run.device),
         "precision": "bfloat16" if run.bfloat16 else "float32",
         **origin,
@@ -270,10 +271,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         weights=transfer.weights if transfer else None,
     )
     model.to(device, memory_format=torch.channels_last)  # faster convolutions, CPU and GPU
-    optimizer = torch.optim.AdamW(
-        param_groups(model, params, name),
-        fused=device.type == "cuda",  # one kernel for the whole step
-    )
+    optimizer = make_optimizer(model, params, name, device)
 
     cache = ImageCache(paths.CACHE)
     train_set = CachedImages(cache, data.indices("train"), data.targets("train"))

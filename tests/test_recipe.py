@@ -1,7 +1,10 @@
-"""The training recipe's ingredients, each on and off: parameter groups, the kept epoch,
-mixup and cutmix, the moving average, the TrivialAugment policy and the ensemble."""
+"""The training recipe's ingredients, each on and off: parameter groups, the optimizer, the
+kept epoch, mixup and cutmix, the moving average, the TrivialAugment policy and the ensemble."""
 
 from __future__ import annotations
+
+import json
+import math
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from imgclf import checkpoint, paths
 from imgclf.augment import augment_batch
 from imgclf.evaluate import fit_weights
 from imgclf.models import build_model, mean_probability_logits
-from imgclf.recipe import make_ema, make_mixup, param_groups
+from imgclf.recipe import make_ema, make_mixup, make_optimizer, param_groups
 from imgclf.train import Progress
 from tests.conftest import ROOT, run_stage
 
@@ -54,6 +57,43 @@ def test_a_frozen_backbone_is_not_optimised(make_params) -> None:
     model, params = lite(make_params, transfer__freeze_backbone=True)
     groups = param_groups(model, params, "transfer")
     assert {id(p) for g in groups for p in g["params"]} == {id(p) for p in model.head_parameters()}
+
+
+def test_each_model_takes_its_own_optimizer_else_the_shared_one(make_params) -> None:
+    model, params = lite(make_params, train__lr=0.01, transfer__backbone_lr_mult=0.5)
+    cpu = torch.device("cpu")
+    assert type(make_optimizer(model, params, "transfer", cpu)) is torch.optim.AdamW
+    params = make_params(train__optimizer="sgd", train__lr=0.01, transfer__backbone_lr_mult=0.5)
+    sgd = make_optimizer(model, params, "transfer", cpu)
+    assert type(sgd) is torch.optim.SGD
+    assert sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9
+    # the groups as param_groups made them: their rates and weight decays
+    expected = param_groups(model, params, "transfer")
+    assert [(g["lr"], g["weight_decay"]) for g in sgd.param_groups] == [
+        (g["lr"], g["weight_decay"]) for g in expected
+    ]
+    params = make_params(scratch__optimizer="sgd")
+    assert type(make_optimizer(model, params, "scratch", cpu)) is torch.optim.SGD
+    assert type(make_optimizer(model, params, "transfer", cpu)) is torch.optim.AdamW
+
+
+def test_training_with_sgd_learns_and_records_its_optimizer(workdir) -> None:
+    workdir(
+        data__root=str(ROOT / "data/demo"),
+        data__image_size=16,
+        split__max_train_per_class=20,
+        train__epochs=2,
+        train__batch_size=32,
+        scratch__optimizer="sgd",
+        scratch__lr_mult=25,  # SGD's usual rate, 0.05, from AdamW's 0.002
+        scratch__width=8,
+    )
+    for stage in ("prepare", "split", "train_scratch"):
+        assert run_stage(stage) == 0, stage
+    record = json.loads(paths.provenance("train_scratch").read_text())["scratch"]
+    assert record["optimizer"] == "SGD" and record["lr"] == pytest.approx(0.05)
+    kept = json.loads(paths.train_metrics("scratch").read_text())["scratch"]
+    assert kept["val_loss"] < math.log(10) - 0.05  # below a uniform guess over ten classes
 
 
 def test_a_frozen_share_of_the_backbone_gets_no_gradient_and_keeps_its_statistics() -> None:

@@ -7,6 +7,8 @@ the change against the profile in points, and the minutes each run took.
     python bench/ablation.py --data ../shared/datasets/intel-scenes --profile proxy --out OUT
     python bench/ablation.py --data DIR --profile cpu --out OUT \\
         --variant scratch.epochs=45 --variant train.weight_decay=0.05,scratch.width=40
+    python bench/ablation.py --data DIR --profile cpu --set transfer.epochs=1 --out OUT \\
+        --variant scratch.optimizer=sgd,scratch.lr_mult=25    # the scratch model, cheaply
 
 Without --variant each row switches one ingredient of the recipe off (WITHOUT below).
 """
@@ -97,6 +99,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--second-seed", type=int, default=1)
     parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override the profile"
+    )
+    parser.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -111,10 +116,12 @@ def main() -> None:
         changes = [(f"without {name}", off) for name, off in WITHOUT.items()]
         explained = "Each row after the first switches one ingredient off"
     defaults = flatten(read_yaml(ROOT / "params.yaml"))
-    unknown = [key for key in changed_keys(changes) if key not in defaults]
+    overrides = parse_settings(args.set)
+    unknown = [key for key in [*overrides, *changed_keys(changes)] if key not in defaults]
     if unknown:
         parser.error(f"not keys of params.yaml: {', '.join(unknown)}")
-    plan = planned_runs(load_profile(args.profile), defaults, changes, args.second_seed)
+    profile = load_profile(args.profile) | overrides
+    plan = planned_runs(profile, defaults, changes, args.second_seed)
     header = (
         f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
         f"Machine: {describe()}\n\n"

@@ -3,6 +3,7 @@ end on the demo data with the tiny profile (real DVC, real training)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,11 @@ def test_the_table_gives_each_change_against_the_first_run() -> None:
     assert rows[1] == "| with x=1 | 1.2 | 91.50 % (+1.50) | 94.00 % (+0.00) | 93.75 % (-0.75) |"
 
 
-def test_an_unknown_key_stops_the_command_before_any_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--variant", "--set"])
+def test_an_unknown_key_stops_the_command_before_any_run(option: str, tmp_path: Path) -> None:
     command = [sys.executable, "bench/ablation.py", "--data", "data/demo", "--profile", "tiny"]
     result = subprocess.run(
-        [*command, "--out", str(tmp_path), "--variant", "train.lrr=0.1"],
+        [*command, "--out", str(tmp_path), option, "train.lrr=0.1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -68,6 +70,7 @@ def test_the_variant_command_keeps_a_row_per_finished_run_when_a_later_one_fails
 ) -> None:
     workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
     command = [sys.executable, "bench/ablation.py", "--data", "data/demo", "--profile", "tiny"]
+    command += ["--set", "train.epochs=2"]  # the tiny profile trains one
     variants = ["--variant", "evaluate.tta_flip=true", "--variant", "train.lr=-1"]
     result = subprocess.run(
         [*command, "--out", str(tmp_path), *variants],
@@ -78,6 +81,8 @@ def test_the_variant_command_keeps_a_row_per_finished_run_when_a_later_one_fails
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "the run 'with train.lr=-1' failed" in result.stderr
+    for model in ("scratch", "transfer"):
+        assert re.search(rf"train_{model}: kept epoch \d of 2 ", result.stdout), model
     assert "holds the 2 runs before it" in result.stderr
     report = (tmp_path / "ablation.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| the") or "| with" in line]

@@ -12,7 +12,7 @@ test, so the choice is made without looking at test:
 A last row gives the share of images where at least one model's first choice is right: a
 rule that always picks one of the two answers cannot score above it, so it says whether a
 target is within the pair's reach. A mean passes it only on images where neither model ranks
-the right class first (rare); stacking, a classifier of its own, can pass it more often (on
+the right class first; stacking, a classifier of its own, can pass it more often (on
 models near chance, as in the tests).
 
     python bench/ensemble.py --project WORK/project [--experiments NAME ...]

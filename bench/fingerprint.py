@@ -63,9 +63,11 @@ def main() -> None:
         ]
         print(f"# {name} gradients, last layer first: " + " ".join(layers[::-1]))
         # the rest of a training step and of evaluation, in the demo's other batch sizes
-        make_optimizer(model, params, name, torch.device("cpu")).step()  # params.yaml: AdamW
+        optimizer = make_optimizer(model, params, name, torch.device("cpu"))
+        optimizer.step()
         weights = torch.cat([p.detach().flatten() for p in model.parameters()])
-        print(f"{name + ' AdamW step (weights after)':<34} out {digest(weights)}")
+        step = f"{name} {type(optimizer).__name__} step (weights after)"
+        print(f"{step:<34} out {digest(weights)}")
         last = (LAST_BATCH, 3, 32, 32)
         report(f"{name} fwd+bwd, batch {LAST_BATCH}", lambda x, m=model: m(x * 64 + 128), last)
         model.eval()

@@ -28,7 +28,7 @@ PARAMS_FILE = Path("params.yaml")
 
 # The model registries (imgclf.models) are keyed by these names; a test keeps them in step.
 # They live here so that reading params.yaml does not import the models.
-SCRATCH_ARCHS = ("original", "resnet")
+SCRATCH_ARCHS = ("original", "resnet", "se_resnet")
 TRANSFER_ARCHS = (
     "efficientnet_lite0",
     "efficientnet_lite1",

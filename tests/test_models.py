@@ -9,6 +9,7 @@ import torch
 import torchvision
 from sklearn.datasets import load_sample_image
 from torch import nn
+from torchvision.ops import SqueezeExcitation
 
 from imgclf.errors import UserError
 from imgclf.models import build_model
@@ -46,6 +47,7 @@ def test_the_original_network_is_the_notebooks() -> None:
         ("scratch", "original", 32),
         ("scratch", "resnet", 32),
         ("scratch", "resnet", 96),
+        ("scratch", "se_resnet", 96),
         ("transfer", "efficientnet_lite0", 16),
         ("transfer", "efficientnet_lite0", 64),
         ("transfer", "resnet18", 32),
@@ -55,6 +57,17 @@ def test_models_take_raw_pixels_of_any_configured_size(kind: str, arch: str, siz
     model = build_model(kind, arch, num_classes=7, image_size=size, width=8).eval()
     pixels = torch.randint(0, 256, (2, 3, size, size)).float()
     assert model(pixels).shape == (2, 7)
+
+
+def test_se_resnet_is_the_resnet_with_a_channel_gate_on_each_residual_branch() -> None:
+    plain = build_model("scratch", "resnet", num_classes=3, image_size=96, width=8)
+    gated = build_model("scratch", "se_resnet", num_classes=3, image_size=96, width=8)
+    gates = [m for m in gated.modules() if isinstance(m, SqueezeExcitation)]
+    assert len(gates) == 2
+    assert not any(isinstance(m, SqueezeExcitation) for m in plain.modules())
+    # The same network besides: every tensor of the plain one, by name and shape.
+    gated_shapes = {name: p.shape for name, p in gated.state_dict().items()}
+    assert {name: p.shape for name, p in plain.state_dict().items()}.items() <= gated_shapes.items()
 
 
 def test_efficientnet_lite0_weights_are_real_imagenet_weights() -> None:

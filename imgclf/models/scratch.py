@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import nn
+from torchvision.ops import SqueezeExcitation
 
 from imgclf.models.classifier import Classifier
 
@@ -42,29 +43,34 @@ def conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class Residual(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, squeeze_excite: bool = False) -> None:
         super().__init__()
         self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+        if squeeze_excite:  # the channel gate of SE-ResNets, on the branch before the sum
+            self.body.append(SqueezeExcitation(channels, channels // 4))
 
     def forward(self, x):
         return x + self.body(x)
 
 
-def resnet(num_classes: int, image_size: int, width: int) -> nn.Module:
+def resnet(
+    num_classes: int, image_size: int, width: int, squeeze_excite: bool = False
+) -> nn.Module:
     """A ResNet-9 in the style of the DAWNBench CIFAR-10 winners: batch norm, two residual
     stages, global pooling. Images of 64 px and more start with a stride-2 stem, so the
-    cost stays that of a 32 to 64 px input where most of the work happens."""
+    cost stays that of a 32 to 64 px input where most of the work happens. `squeeze_excite`
+    gates each residual branch's channels by the image's global content (Hu et al., 2018)."""
     stem_stride = 2 if image_size >= 64 else 1
     return nn.Sequential(
         conv_bn(3, width, stride=stem_stride),
         conv_bn(width, 2 * width),
         nn.MaxPool2d(2),
-        Residual(2 * width),
+        Residual(2 * width, squeeze_excite),
         conv_bn(2 * width, 4 * width),
         nn.MaxPool2d(2),
         conv_bn(4 * width, 8 * width),
         nn.MaxPool2d(2),
-        Residual(8 * width),
+        Residual(8 * width, squeeze_excite),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Dropout(0.2),
@@ -75,6 +81,9 @@ def resnet(num_classes: int, image_size: int, width: int) -> nn.Module:
 SCRATCH_ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "original": lambda num_classes, image_size, width: original_cnn(num_classes, image_size),
     "resnet": resnet,
+    "se_resnet": lambda num_classes, image_size, width: resnet(
+        num_classes, image_size, width, squeeze_excite=True
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from torch import nn
 from torchvision.ops import SqueezeExcitation
@@ -81,9 +82,7 @@ def resnet(
 SCRATCH_ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "original": lambda num_classes, image_size, width: original_cnn(num_classes, image_size),
     "resnet": resnet,
-    "se_resnet": lambda num_classes, image_size, width: resnet(
-        num_classes, image_size, width, squeeze_excite=True
-    ),
+    "se_resnet": partial(resnet, squeeze_excite=True),
 }
 
 

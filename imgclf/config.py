@@ -140,6 +140,7 @@ class ModelParams(Section):
     epochs: PositiveInt | None
     lr_mult: Annotated[float, Field(gt=0.0)]
     optimizer: Optimizer | None
+    weight_decay: Annotated[float, Field(ge=0.0)] | None
     precision: Precision | None
 
     @field_validator("arch")

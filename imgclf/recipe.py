@@ -20,12 +20,13 @@ from imgclf.paths import ModelName
 def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dict[str, Any]]:
     """The optimizer's groups, each with its peak learning rate: the new head at train.lr x
     lr_mult, the backbone at transfer.backbone_lr_mult of that, each group of its layers at
-    transfer.layer_decay of the one above it; norms and biases without weight decay unless
-    train.decay_norm_and_bias. A frozen backbone (transfer.freeze_backbone) is left out."""
+    transfer.layer_decay of the one above it; weight decay the model's own, else
+    train.weight_decay, and none on norms and biases unless train.decay_norm_and_bias. A frozen
+    backbone (transfer.freeze_backbone) is left out."""
     options = params.model(name)
     transfer = options if isinstance(options, TransferParams) else None
     lr = params.train.lr * options.lr_mult
-    decay = params.train.weight_decay
+    decay = params.train.weight_decay if options.weight_decay is None else options.weight_decay
     exclude_1d = not params.train.decay_norm_and_bias
     if transfer and transfer.layer_decay != 1:
         groups = param_groups_layer_decay(

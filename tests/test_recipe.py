@@ -40,6 +40,21 @@ def test_norms_and_biases_get_no_weight_decay_unless_asked(make_params) -> None:
         assert {g["weight_decay"] for g in groups for p in g["params"] if p.ndim > 1} == {0.01}
 
 
+def test_each_model_takes_its_own_weight_decay_else_the_shared_one(make_params) -> None:
+    model, _ = lite(make_params)
+
+    def decays(params, name: str) -> set[float]:
+        groups = param_groups(model, params, name)
+        return {g["weight_decay"] for g in groups for p in g["params"] if p.ndim > 1}
+
+    params = make_params(train__weight_decay=0.01, scratch__weight_decay=0.05)
+    assert decays(params, "scratch") == {0.05}
+    assert decays(params, "transfer") == {0.01}
+    params = make_params(train__weight_decay=0.01, transfer__weight_decay=0.0)
+    assert decays(params, "transfer") == {0.0}  # zero is a choice, not "use the shared one"
+    assert decays(params, "scratch") == {0.01}
+
+
 def test_the_backbone_learns_slower_and_its_first_layers_slowest(make_params) -> None:
     model, params = lite(
         make_params, train__lr=0.01, transfer__backbone_lr_mult=0.5, transfer__layer_decay=0.8

@@ -16,10 +16,12 @@ the right class first; stacking, a classifier of its own, can pass it more often
 models near chance, as in the tests).
 
     python bench/ensemble.py --project WORK/project [--experiments NAME ...]
+    python bench/ensemble.py --projects WORK1/project WORK2/project ...
 
 WORK is a `bench/run.py --work WORK` folder (or any project whose models are trained). With
 --experiments, the models of those DVC experiments of the project (each applied in turn, so
-the workspace ends on the last) are pooled instead: each distinct model alone, the mean of
+the workspace ends on the last) are pooled instead; with --projects, those of several such
+folders (one `bench/run.py` per seed, say). Pooled: each distinct model alone, the mean of
 the probabilities of all transfer models, of all scratch models, and of all models, on test
 (the validation split depends on the seed: nothing is fitted), the share that at least one
 gets right, and the images every model gets wrong.
@@ -58,12 +60,24 @@ Logits = dict[str, torch.Tensor]  # per model
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=Path, required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--project", type=Path)
+    where.add_argument("--projects", nargs="+", type=Path, metavar="DIR", help="pool their models")
     parser.add_argument("--experiments", nargs="+", metavar="NAME", help="pool their models")
     args = parser.parse_args()
+    if args.experiments and not args.project:
+        parser.error("--experiments pools experiments of one --project")
+    missing = [str(folder) for folder in args.projects or [args.project] if not folder.is_dir()]
+    if missing:
+        parser.error(f"no such project folder: {', '.join(missing)} (a bench/run.py --work "
+                     "folder's project/)")  # fmt: skip
+    if args.projects:
+        projects = {str(project): project.resolve() for project in args.projects}
+        pooled(list(projects), lambda source: os.chdir(projects[source]))
+        return
     os.chdir(args.project)
     if args.experiments:
-        pooled(args.experiments)
+        pooled(args.experiments, apply_experiment)
         return
     params = load_params().evaluate
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
@@ -87,9 +101,15 @@ def main() -> None:
     print(f"| {ORACLE_ROW} | - | {val:.2%} | {test:.2%} |")
 
 
-def pooled(experiments: list[str]) -> None:
-    """Print the table of the models of `experiments` pooled (see the module's docstring)."""
-    logits, targets, classes = logits_on_test(experiments)
+def apply_experiment(name: str) -> None:
+    for command in (["dvc", "exp", "apply", name], ["dvc", "checkout", "-f"]):
+        subprocess.run(command, check=True, capture_output=True)
+
+
+def pooled(sources: list[str], enter: Callable[[str], None]) -> None:
+    """Print the table of the models of `sources` pooled (see the module's docstring), each
+    source's models made the working directory's by `enter`."""
+    logits, targets, classes = logits_on_test(sources, enter)
     print(f"| models | test acc ({len(targets)} images) |\n|---|---|")
     for label, each in logits.items():
         print(f"| {label} | {accuracy(each, targets):.2%} |")
@@ -108,32 +128,33 @@ def pooled(experiments: list[str]) -> None:
           + ", ".join(f"{a} -> {b} {n}" for (a, b), n in pairs.most_common()) + ")")  # fmt: skip
 
 
-def logits_on_test(experiments: list[str]) -> tuple[Logits, torch.Tensor, list[str]]:
-    """Test logits of each distinct model of `experiments` ("<experiment> <model>"), each
-    experiment applied in turn; the test labels and the class names, which must be the same
-    in every experiment (the seed moves only train and val)."""
+def logits_on_test(
+    sources: list[str], enter: Callable[[str], None]
+) -> tuple[Logits, torch.Tensor, list[str]]:
+    """Test logits of each distinct model of `sources` ("<source> <model>"), each source
+    entered in turn; the test labels and the class names, which must be the same in every
+    source (the seed moves only train and val)."""
     logits: Logits = {}
     seen: set[str] = set()
     targets: torch.Tensor | None = None
-    for experiment in experiments:
-        for command in (["dvc", "exp", "apply", experiment], ["dvc", "checkout", "-f"]):
-            subprocess.run(command, check=True, capture_output=True)
+    for source in sources:
+        enter(source)
         params = load_params().evaluate
         data = load_split_data(paths.MANIFEST, paths.SPLIT)
         tested = torch.as_tensor(data.targets("test"))
         if targets is not None and not torch.equal(tested, targets):
-            raise SystemExit(f"experiment {experiment} tests on other images: pool only runs "
-                             "of the same data")  # fmt: skip
+            raise SystemExit(f"{source} tests on other images: pool only runs of the same "
+                             "data")  # fmt: skip
         targets = tested
         for name in paths.MODEL_NAMES:
             digest = hashlib.sha256(paths.checkpoint(name).read_bytes()).hexdigest()
             if digest not in seen:  # a variant that left a model as it was shares it
                 seen.add(digest)
-                logits[f"{experiment} {name}"] = predict(
+                logits[f"{source} {name}"] = predict(
                     load_trained(paths.checkpoint(name)), ImageCache(paths.CACHE),
                     data.indices("test"), params.batch_size, params.tta_flip,
                 )  # fmt: skip
-    assert targets is not None  # argparse requires one experiment at least
+    assert targets is not None  # argparse requires one source at least
     return logits, targets, data.classes
 
 

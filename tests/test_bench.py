@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
+from imgclf import checkpoint
 from tests.conftest import ROOT, run
 
 
@@ -67,3 +70,35 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     assert not any(label.startswith("submit-") for label in test_accuracy)
     assert max(alone) <= test_accuracy["at least one model right"] <= 100
     assert "Wrong by every model: " in pooled
+
+    # Pooled over projects: a copy whose scratch model alone differs adds that model only.
+    copy = work / "copy"
+    shutil.copytree(work / "project", copy)
+    state = checkpoint.load(copy / "models/scratch.pt")
+    first_weight = next(key for key, value in state["model"].items() if value.is_floating_point())
+    state["model"][first_weight] += 1.0
+    checkpoint.save(copy / "models/scratch.pt", state)
+    projects = [str(work / "project"), str(copy)]
+    pooled = run([sys.executable, "bench/ensemble.py", "--projects", *projects], ROOT).stdout
+    models = [line.split("|")[1].strip() for line in pooled.splitlines() if line.startswith("| ")]
+    assert models[:4] == [
+        "models",
+        *(f"{projects[0]} {name}" for name in ("scratch", "transfer")),
+        f"{copy} scratch",
+    ]
+    assert "mean of the 2 scratch models" in pooled and "mean of the 1 transfer models" in pooled
+
+
+def test_experiments_are_pooled_within_one_project_only() -> None:
+    command = [sys.executable, "bench/ensemble.py", "--projects", "a", "b", "--experiments", "x"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert (
+        result.returncode == 2
+        and "--experiments pools experiments of one --project" in result.stderr
+    )
+
+
+def test_a_missing_project_folder_is_named(tmp_path: Path) -> None:
+    command = [sys.executable, "bench/ensemble.py", "--projects", str(tmp_path), "nowhere/project"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "no such project folder: nowhere/project" in result.stderr

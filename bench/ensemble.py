@@ -72,6 +72,7 @@ def main() -> None:
         parser.error(f"no such project folder: {', '.join(missing)} (a bench/run.py --work "
                      "folder's project/)")  # fmt: skip
     if args.projects:
+        # absolute, as entering one moves the working directory; labelled as given
         projects = {str(project): project.resolve() for project in args.projects}
         pooled(list(projects), lambda source: os.chdir(projects[source]))
         return

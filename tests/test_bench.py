@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
+from bench.ensemble import main as ensemble_main
 from imgclf import checkpoint
 from tests.conftest import ROOT, run
 
@@ -89,16 +89,23 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     assert "mean of the 2 scratch models" in pooled and "mean of the 1 transfer models" in pooled
 
 
-def test_experiments_are_pooled_within_one_project_only() -> None:
-    command = [sys.executable, "bench/ensemble.py", "--projects", "a", "b", "--experiments", "x"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert (
-        result.returncode == 2
-        and "--experiments pools experiments of one --project" in result.stderr
-    )
-
-
-def test_a_missing_project_folder_is_named(tmp_path: Path) -> None:
-    command = [sys.executable, "bench/ensemble.py", "--projects", str(tmp_path), "nowhere/project"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and "no such project folder: nowhere/project" in result.stderr
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--projects", ".", "--experiments", "x"],
+            "--experiments pools experiments of one --project",
+        ),
+        (["--projects", ".", "nowhere/project"], "no such project folder: nowhere/project"),
+    ],
+)
+def test_bad_arguments_stop_the_command_with_a_message(
+    arguments: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench/ensemble.py", *arguments])
+    with pytest.raises(SystemExit) as stopped:
+        ensemble_main()
+    assert stopped.value.code == 2 and message in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
+from bench.resolution import main as resolution_main
 from imgclf import checkpoint
 from tests.conftest import ROOT, run
 
@@ -56,6 +58,17 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     alone = max(test_accuracy["scratch alone"], test_accuracy["transfer alone"])
     assert len(test_accuracy) == 7 and alone <= bound <= 100
 
+    # At the size it trained at, a model scores what it scores in the ensemble's table.
+    resolution = [sys.executable, "bench/resolution.py", "--project", str(work / "project")]
+    table = run([*resolution, "--sizes", "transfer=24,16"], ROOT).stdout.splitlines()
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table[2:]]
+    assert [cells[:2] for cells in rows] == [
+        ["transfer", "24"],
+        ["transfer", "16 (trained)"],
+        ["transfer", "mean of 24, 16"],
+    ]
+    assert float(rows[1][3].rstrip("%")) == test_accuracy["transfer alone"]
+
     # Pooled over experiments: the submission runs trained nothing, so they add no model.
     listed = run(["dvc", "exp", "list", "--name-only"], work / "project").stdout.split()
     submissions = [name for name in listed if name.startswith("submit-")]
@@ -90,22 +103,32 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
 
 
 @pytest.mark.parametrize(
-    ("arguments", "message"),
+    ("command", "arguments", "message"),
     [
         (
+            ensemble_main,
             ["--projects", ".", "--experiments", "x"],
             "--experiments pools experiments of one --project",
         ),
-        (["--projects", ".", "nowhere/project"], "no such project folder: nowhere/project"),
+        (
+            ensemble_main,
+            ["--projects", ".", "nowhere/project"],
+            "no such project folder: nowhere/project",
+        ),
+        (resolution_main, ["--sizes", "transfer=150"], "the following arguments are required"),
+        (resolution_main, ["--project", ".", "--sizes", "teacher=150"], "one of scratch, transfer"),
+        (resolution_main, ["--project", ".", "--sizes", "scratch=96,1x2"], "whole pixels"),
+        (resolution_main, ["--project", "nowhere", "--sizes", "scratch=96"], "no such project"),
     ],
 )
 def test_bad_arguments_stop_the_command_with_a_message(
+    command: Callable[[], None],
     arguments: list[str],
     message: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["bench/ensemble.py", *arguments])
+    monkeypatch.setattr(sys, "argv", ["bench/command.py", *arguments])
     with pytest.raises(SystemExit) as stopped:
-        ensemble_main()
+        command()
     assert stopped.value.code == 2 and message in capsys.readouterr().err

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
+from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
@@ -61,16 +62,14 @@ Logits = dict[str, torch.Tensor]  # per model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--project", type=Path)
-    where.add_argument("--projects", nargs="+", type=Path, metavar="DIR", help="pool their models")
+    where.add_argument("--project", type=project_folder)
+    where.add_argument(
+        "--projects", nargs="+", type=project_folder, metavar="DIR", help="pool their models"
+    )
     parser.add_argument("--experiments", nargs="+", metavar="NAME", help="pool their models")
     args = parser.parse_args()
     if args.experiments and not args.project:
         parser.error("--experiments pools experiments of one --project")
-    missing = [str(folder) for folder in args.projects or [args.project] if not folder.is_dir()]
-    if missing:
-        parser.error(f"no such project folder: {', '.join(missing)} (a bench/run.py --work "
-                     "folder's project/)")  # fmt: skip
     if args.projects:
         # absolute, as entering one moves the working directory; labelled as given
         projects = {str(project): project.resolve() for project in args.projects}

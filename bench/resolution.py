@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 import torch
 
 from bench.ensemble import accuracy, mean_probability
+from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
@@ -37,14 +38,11 @@ SPLITS = ("val", "test")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--project", type=project_folder, required=True)
     parser.add_argument(
         "--sizes", nargs="+", required=True, metavar="MODEL=SIZE,SIZE", type=model_sizes
     )
     args = parser.parse_args()
-    if not args.project.is_dir():
-        parser.error(f"no such project folder: {args.project} (a bench/run.py --work "
-                     "folder's project/)")  # fmt: skip
     os.chdir(args.project)
     params = load_params().evaluate
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
@@ -85,7 +83,9 @@ def model_sizes(text: str) -> tuple[str, list[int]]:
         raise argparse.ArgumentTypeError(f"{text!r}: sizes are whole pixels, e.g. 96,112") from None
 
 
-def row(name: str, label: str, logits: dict[str, torch.Tensor], targets: dict) -> str:
+def row(
+    name: str, label: str, logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+) -> str:
     val, test = (accuracy(logits[split], targets[split]) for split in SPLITS)
     return f"| {name} | {label} | {val:.2%} | {test:.2%} |"
 

@@ -3,6 +3,7 @@ benchmarks (and the end-to-end tests) run the real pipeline without touching the
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -40,6 +41,15 @@ def write_params(source: Path, target: Path, changes: dict[str, Any]) -> None:
         set_key(tree, key, value)
     with open(target, "w") as file:
         yaml.dump(tree, file)
+
+
+def project_folder(text: str) -> Path:
+    """An argparse type: a trained project's folder, which must exist."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(
+            f"no such project folder: {text} (a bench/run.py --work folder's project/)"
+        )
+    return Path(text)
 
 
 def load_profile(name: str) -> dict[str, Any]:

@@ -48,10 +48,10 @@ from sklearn.linear_model import LogisticRegression
 from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
-from imgclf.config import load_params
-from imgclf.evaluate import fit_weights, load_trained, predict
+from imgclf.config import EvaluateParams, load_params
+from imgclf.evaluate import Trained, fit_weights, load_trained, predict
 from imgclf.models import equal_weights, mean_probability_logits
-from imgclf.samples import load_split_data
+from imgclf.samples import SplitData, load_split_data
 
 TEMPERATURES = np.geomspace(0.25, 4, 41)
 ORACLE_ROW = "either model's first choice right (the most a choice between them reaches)"
@@ -86,10 +86,7 @@ def main() -> None:
     for name in paths.MODEL_NAMES:
         trained = load_trained(paths.checkpoint(name))
         for split in logits:
-            indices = data.indices(split)
-            logits[split][name] = predict(
-                trained, cache, indices, params.batch_size, params.tta_flip
-            )
+            logits[split][name] = split_logits(trained, split, data, cache, params)
     targets = {split: torch.as_tensor(data.targets(split)) for split in logits}
     rules = combination_rules(logits["val"], targets["val"])
     print(f"| rule | fitted on val | val acc | test acc ({len(targets['test'])} images) |")
@@ -141,6 +138,7 @@ def logits_on_test(
         enter(source)
         params = load_params().evaluate
         data = load_split_data(paths.MANIFEST, paths.SPLIT)
+        cache = ImageCache(paths.CACHE)
         tested = torch.as_tensor(data.targets("test"))
         if targets is not None and not torch.equal(tested, targets):
             raise SystemExit(f"{source} tests on other images: pool only runs of the same "
@@ -150,12 +148,17 @@ def logits_on_test(
             digest = hashlib.sha256(paths.checkpoint(name).read_bytes()).hexdigest()
             if digest not in seen:  # a variant that left a model as it was shares it
                 seen.add(digest)
-                logits[f"{source} {name}"] = predict(
-                    load_trained(paths.checkpoint(name)), ImageCache(paths.CACHE),
-                    data.indices("test"), params.batch_size, params.tta_flip,
-                )  # fmt: skip
+                trained = load_trained(paths.checkpoint(name))
+                logits[f"{source} {name}"] = split_logits(trained, "test", data, cache, params)
     assert targets is not None  # argparse requires one source at least
     return logits, targets, data.classes
+
+
+def split_logits(
+    trained: Trained, split: str, data: SplitData, cache: ImageCache, params: EvaluateParams
+) -> torch.Tensor:
+    """A trained model's logits on one split, as the project's evaluate stage tests it."""
+    return predict(trained, cache, data.indices(split), params.batch_size, params.tta_flip)
 
 
 def combination_rules(

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 import torch
 
-from bench.ensemble import accuracy, mean_probability
+from bench.ensemble import accuracy, mean_probability, split_logits
 from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
-from imgclf.evaluate import load_trained, predict
+from imgclf.evaluate import load_trained
 from imgclf.samples import load_split_data
 
 SPLITS = ("val", "test")
@@ -56,10 +56,7 @@ def main() -> None:
         for size in sizes:
             trained.model.input_size = size
             logits[size] = {
-                split: predict(
-                    trained, cache, data.indices(split), params.batch_size, params.tta_flip
-                )
-                for split in SPLITS
+                split: split_logits(trained, split, data, cache, params) for split in SPLITS
             }
             label = f"{size} (trained)" if size == trained_size else str(size)
             print(row(name, label, logits[size], targets))

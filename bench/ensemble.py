@@ -48,10 +48,10 @@ from sklearn.linear_model import LogisticRegression
 from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
-from imgclf.config import EvaluateParams, load_params
-from imgclf.evaluate import Trained, fit_weights, load_trained, predict
+from imgclf.config import load_params
+from imgclf.evaluate import fit_weights, load_trained, split_logits
 from imgclf.models import equal_weights, mean_probability_logits
-from imgclf.samples import SplitData, load_split_data
+from imgclf.samples import load_split_data
 
 TEMPERATURES = np.geomspace(0.25, 4, 41)
 ORACLE_ROW = "either model's first choice right (the most a choice between them reaches)"
@@ -152,13 +152,6 @@ def logits_on_test(
                 logits[f"{source} {name}"] = split_logits(trained, "test", data, cache, params)
     assert targets is not None  # argparse requires one source at least
     return logits, targets, data.classes
-
-
-def split_logits(
-    trained: Trained, split: str, data: SplitData, cache: ImageCache, params: EvaluateParams
-) -> torch.Tensor:
-    """A trained model's logits on one split, as the project's evaluate stage tests it."""
-    return predict(trained, cache, data.indices(split), params.batch_size, params.tta_flip)
 
 
 def combination_rules(

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 import torch
 
-from bench.ensemble import accuracy, mean_probability, split_logits
+from bench.ensemble import accuracy, mean_probability
 from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
-from imgclf.evaluate import load_trained
+from imgclf.evaluate import load_trained, split_logits
 from imgclf.samples import load_split_data
 
 SPLITS = ("val", "test")

@@ -118,14 +118,18 @@ def ensemble_weights(
 ) -> tuple[float, ...]:
     """The weights of the models' probabilities in the ensemble, in `trained`'s order, by
     evaluate.ensemble_weights: `equal`, or `fitted` on the validation split."""
-    indices = data.indices("val")
-    if params.ensemble_weights == "equal" or not len(indices):
+    if params.ensemble_weights == "equal" or not len(data.indices("val")):
         return equal_weights(len(trained))
-    logits = [
-        predict(each, cache, indices, params.batch_size, params.tta_flip)
-        for each in trained.values()
-    ]
+    logits = [split_logits(each, "val", data, cache, params) for each in trained.values()]
     return fit_weights(logits, data.targets("val"))
+
+
+def split_logits(
+    trained: Trained, split: str, data: SplitData, cache: ImageCache, params: EvaluateParams
+) -> torch.Tensor:
+    """A trained model's logits on one split, as the evaluate stage tests it (test-time flips
+    by evaluate.tta_flip)."""
+    return predict(trained, cache, data.indices(split), params.batch_size, params.tta_flip)
 
 
 def fit_weights(logits: list[torch.Tensor], targets: np.ndarray) -> tuple[float, ...]:

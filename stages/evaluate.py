@@ -11,8 +11,8 @@ from imgclf.evaluate import (
     confident_mistakes,
     ensemble_weights,
     load_trained,
-    predict,
     score,
+    split_logits,
 )
 from imgclf.evaluate_plots import (
     confusion_figure,
@@ -43,7 +43,7 @@ def main() -> None:
     all_logits = []
     for name, trained in all_trained.items():
         arch = trained.meta["architecture"]["arch"]
-        logits = predict(trained, cache, indices, params.batch_size, params.tta_flip)
+        logits = split_logits(trained, "test", data, cache, params)
         all_logits.append(logits)
         scores = score(logits, targets, data.classes)
         results[name] = {f"test_{key}": value for key, value in scores.metrics.items()}

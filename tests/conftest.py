@@ -97,14 +97,21 @@ def make_project(folder: Path, **overrides: Any) -> Path:
 
 
 @pytest.fixture(scope="session")
-def repro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project after one full `dvc repro`, committed. Shared by several modules: a test
-    may add experiments, but must leave the workspace as it found it."""
+def first_repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A project after one full `dvc repro`, committed, and what that `dvc repro` printed.
+    The full run takes minutes, so the modules share this one."""
     project = make_project(tmp_path_factory.mktemp("repro"))
-    run(["dvc", "repro"], project)
+    printed = run(["dvc", "repro"], project).stdout
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "first run"], project)
-    return project
+    return project, printed
+
+
+@pytest.fixture(scope="session")
+def repro_project(first_repro: tuple[Path, str]) -> Path:
+    """first_repro's project. Shared by several modules: a test may add experiments, but
+    must leave the workspace as it found it."""
+    return first_repro[0]
 
 
 @pytest.fixture(scope="module")

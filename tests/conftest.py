@@ -123,16 +123,6 @@ def repro_copy(repro_project: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return copy
 
 
-@pytest.fixture
-def dvc_project(tmp_path: Path) -> Callable[..., Path]:
-    """make_project in this test's temporary folder (keyword overrides use __ for dots)."""
-
-    def make(**overrides: Any) -> Path:
-        return make_project(tmp_path, **{k.replace("__", "."): v for k, v in overrides.items()})
-
-    return make
-
-
 def assert_legible_png(path: Path, min_side: int = 300, max_side: int = 4000) -> None:
     """A PNG, neither a thumbnail nor a poster, and not one flat colour."""
     with Image.open(path) as image:

@@ -135,16 +135,17 @@ def test_adding_an_image_marks_prepare(repro_project: Path) -> None:
     assert not {"split", "check", "train_scratch", "train_transfer", "evaluate"} & changed
 
 
-def test_a_checkpoint_of_other_parameters_is_set_aside_not_resumed(repro_project: Path) -> None:
-    expected = results(repro_project)
-    resume = repro_project / "models/resume/scratch.pt"
+def test_a_checkpoint_of_other_parameters_is_set_aside_not_resumed(repro_copy: Path) -> None:
+    # On a copy: the set-aside file stays behind, and the shared project must not keep it.
+    expected = results(repro_copy)
+    resume = repro_copy / "models/resume/scratch.pt"
     resume.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"fingerprint": "another run", "progress": {"epoch": 1}}, resume)
-    out = run(["dvc", "repro", "-f", "--no-run-cache", "train_scratch"], repro_project).stdout
+    out = run(["dvc", "repro", "-f", "--no-run-cache", "train_scratch"], repro_copy).stdout
     assert "is from other parameters, data or code; moved to" in out
     assert "resuming" not in out
-    assert (repro_project / "models/resume/scratch.stale.pt").exists() and not resume.exists()
-    assert results(repro_project)["train_scratch"] == expected["train_scratch"]
+    assert (repro_copy / "models/resume/scratch.stale.pt").exists() and not resume.exists()
+    assert results(repro_copy)["train_scratch"] == expected["train_scratch"]
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_and_ends_as_an_unbroken_one(tmp_path) -> None:

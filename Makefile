@@ -1,5 +1,6 @@
 # `make demo`: set up (first time) and run the whole pipeline on data/demo.
-# `make test`: lint, then the test suite (installing Debian's chromium first where it is missing).
+# `make test`: lint, then the test suite in two processes (installing Debian's chromium first
+#   where it is missing).
 # `make review REV=main`: what the workspace changed against REV, in review/report.md.
 # `make exps`: the experiments side by side, the parameters that differ and each model's
 #   test accuracy (`dvc exp show --only-changed` with the other metrics and the deps dropped).
@@ -23,7 +24,7 @@ demo: setup
 test: setup chromium
 	ruff check .
 	ruff format --check .
-	pytest
+	pytest -n 2 --dist worksteal
 
 review: setup
 	python -m imgclf.review --rev $(REV) --out review

@@ -199,8 +199,9 @@ def original_row(pipeline: Pipeline) -> dict:
     train_scratch stage and scored by the evaluate stage's code on the same test split."""
     from imgclf import paths
     from imgclf.cache import ImageCache
-    from imgclf.evaluate import load_trained, predict, score
+    from imgclf.evaluate import load_trained, predict
     from imgclf.samples import load_split_data
+    from imgclf.scores import score
 
     project = pipeline.project
     pipeline.rerun("original", load_profile("original"), "train_scratch")

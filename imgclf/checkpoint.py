@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
 
 from imgclf.atomic import atomic_open
 
@@ -56,6 +55,8 @@ def provenance(stage_params: dict[str, Any], data_fingerprint: str) -> dict[str,
     """What a checkpoint came from: parameters, data, code and library versions. Nothing that
     differs between machines or commits of the same code, so that a rerun anywhere writes the
     same bytes (the commit is the one whose dvc.lock records this file)."""
+    import torchvision  # here, not above: it takes seconds to import, and only training needs it
+
     return {
         "params": stage_params,
         "data_sha256": data_fingerprint,

@@ -1,4 +1,4 @@
-"""evaluate: both models on the test split, and the numbers a review compares."""
+"""Trained models: loaded, run on a split of the cache, and combined into the ensemble."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import binomtest
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 from imgclf import checkpoint
 from imgclf.cache import ImageCache
@@ -65,44 +58,6 @@ def predict(
     return logits
 
 
-@dataclass(frozen=True)
-class Scores:
-    metrics: dict[str, Any]
-    per_class: list[dict[str, Any]]  # class, precision, recall, f1, support
-    confusion: np.ndarray  # counts, rows true, columns predicted
-    predicted: np.ndarray
-
-
-def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scores:
-    predicted = logits.argmax(1).numpy()
-    labels = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        targets, predicted, labels=labels, zero_division=0
-    )
-    loss = F.cross_entropy(logits, torch.as_tensor(targets)).item()
-    low, high = accuracy_interval(int((predicted == targets).sum()), len(targets))
-    metrics = {
-        "acc": round(float(accuracy_score(targets, predicted)), 6),
-        "acc_low": round(low, 6),
-        "acc_high": round(high, 6),
-        "f1": round(float(f1_score(targets, predicted, average="macro", labels=labels)), 6),
-        "loss": round(loss, 6),
-    }
-    per_class = [
-        {
-            "class": name,
-            "precision": round(float(precision[i]), 6),
-            "recall": round(float(recall[i]), 6),
-            "f1": round(float(f1[i]), 6),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(classes)
-    ]
-    return Scores(
-        metrics, per_class, confusion_matrix(targets, predicted, labels=labels), predicted
-    )
-
-
 def ensemble_of(trained: dict[str, Trained], weights: tuple[float, ...]) -> Trained:
     """The trained models as one (imgclf.models.Ensemble), for the export; its metadata is
     the first member's, with every member's under "members"."""
@@ -147,13 +102,6 @@ def fit_weights(logits: list[torch.Tensor], targets: np.ndarray) -> tuple[float,
 
     best = min(range(WEIGHT_STEPS + 1), key=loss)
     return (1 - best / WEIGHT_STEPS, best / WEIGHT_STEPS)
-
-
-def accuracy_interval(correct: int, total: int) -> tuple[float, float]:
-    """The 95 % Wilson score interval of an accuracy measured on `total` images: where the
-    accuracy on all such images would lie, given this sample of them."""
-    interval = binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
-    return float(interval.low), float(interval.high)
 
 
 def confident_mistakes(

@@ -11,7 +11,6 @@ from imgclf.evaluate import (
     confident_mistakes,
     ensemble_weights,
     load_trained,
-    score,
     split_logits,
 )
 from imgclf.evaluate_plots import (
@@ -24,6 +23,7 @@ from imgclf.models import mean_probability_logits
 from imgclf.plots import save_figure
 from imgclf.runtime import describe_runtime, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
+from imgclf.scores import score
 
 MISTAKES_SHOWN = 24
 

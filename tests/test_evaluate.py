@@ -1,4 +1,4 @@
-"""evaluate's figures: the test accuracy with its 95 % interval."""
+"""The figures of a scored split: the test accuracy with its 95 % interval."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgclf.evaluate import accuracy_interval, score
+from imgclf.scores import accuracy_interval, score
 
 
 def wilson(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from functools import partial
 
 from torch import nn
-from torchvision.ops import SqueezeExcitation
 
 from imgclf.models.classifier import Classifier
 
@@ -48,6 +47,8 @@ class Residual(nn.Module):
         super().__init__()
         self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
         if squeeze_excite:  # the channel gate of SE-ResNets, on the branch before the sum
+            from torchvision.ops import SqueezeExcitation  # seconds to import: only when used
+
             self.body.append(SqueezeExcitation(channels, channels // 4))
 
     def forward(self, x):

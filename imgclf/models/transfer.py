@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import nn
 
 from imgclf.config import TRANSFER_ARCHS
@@ -70,6 +69,8 @@ def _lite_weights(variant: int) -> str:
 
 def torchvision_model(name: str) -> Callable[[int, int, bool], Classifier]:
     def build(num_classes: int, image_size: int, pretrained: bool) -> Classifier:
+        import torchvision  # here, as timm below: seconds to import, for these archs only
+
         net = torchvision.models.get_model(name, weights=None)
         if pretrained:
             net.load_state_dict(torchvision_state_dict(name))
@@ -79,16 +80,22 @@ def torchvision_model(name: str) -> Callable[[int, int, bool], Classifier]:
     return build
 
 
+def torchvision_default_weights(name: str) -> Any:
+    """The `Weights` enum member of a torchvision model's default ImageNet weights."""
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
 def torchvision_weights_file(name: str) -> tuple[str, Path]:
     """The download address of a torchvision model's default weights, and its cache path."""
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    filename = Path(urlparse(weights.url).path).name
-    return weights.url, Path(torch.hub.get_dir()) / "checkpoints" / filename
+    url = torchvision_default_weights(name).url
+    return url, Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
 def torchvision_state_dict(name: str) -> dict:
     url, path = torchvision_weights_file(name)
-    weights = torchvision.models.get_model_weights(name).DEFAULT
+    weights = torchvision_default_weights(name)
     try:
         return weights.get_state_dict(progress=True)
     except OSError as error:  # URLError and friends: no network, or a damaged file

@@ -1,0 +1,32 @@
+"""Each stage runs in a process of its own, so what its imports cost is paid at every stage of
+every `dvc repro`. torchvision (about 2 s to import on two cores) is for training only, and
+scikit-learn with SciPy (about 1 s) for scoring only: the stages that only run a trained model
+start without them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+RUN_A_MODEL = ("stages.make_submission", "stages.export", "imgclf.classify")
+
+
+@pytest.mark.parametrize(
+    ("modules", "not_imported"),
+    [(RUN_A_MODEL, ("torchvision", "sklearn", "scipy")), (("stages.evaluate",), ("torchvision",))],
+)
+def test_a_stage_starts_without_the_libraries_it_has_no_use_for(
+    modules: tuple[str, ...], not_imported: tuple[str, ...]
+) -> None:
+    code = (
+        f"import sys, {', '.join(modules)}; "
+        f"print(*(name for name in {not_imported!r} if name in sys.modules))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not imported, f"importing {', '.join(modules)} imports {', '.join(imported)}"

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,19 +107,28 @@ def first_repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return project, printed
 
 
-@pytest.fixture(scope="session")
-def repro_project(first_repro: tuple[Path, str]) -> Path:
-    """first_repro's project. Shared by several modules: a test may add experiments, but
-    must leave the workspace as it found it."""
-    return first_repro[0]
+@pytest.fixture
+def repro_project(first_repro: tuple[Path, str]) -> Iterator[Path]:
+    """first_repro's project, shared by several modules: a test may add experiments, but
+    must leave the workspace as it found it, ignored files included (checked after each
+    test, as the tests run in no fixed order)."""
+    project = first_repro[0]
+    before = workspace_state(project)
+    yield project
+    assert workspace_state(project) == before, "the test changed the shared project"
+
+
+def workspace_state(project: Path) -> str:
+    """`git status` with ignored files: what a test may not leave changed in a shared project."""
+    return run(["git", "status", "--porcelain", "--ignored"], project).stdout
 
 
 @pytest.fixture(scope="module")
-def repro_copy(repro_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of repro_project (git, DVC cache and all) for one module to change at will:
-    seconds to make, where the full run it copies takes minutes."""
+def repro_copy(first_repro: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of first_repro's project (git, DVC cache and all) for one module to change at
+    will: seconds to make, where the full run it copies takes minutes."""
     copy = tmp_path_factory.mktemp("copy") / "project"
-    shutil.copytree(repro_project, copy, symlinks=True)
+    shutil.copytree(first_repro[0], copy, symlinks=True)
     return copy
 
 

@@ -1,7 +1,7 @@
 """The numbers a review compares: accuracy with its 95 % interval, macro F1, loss, per-class
 scores and the confusion matrix of one model's logits on a labelled split. Apart from
-imgclf.evaluate because scikit-learn and SciPy take seconds to import, and the stages that
-only run a model (make_submission, export) have no use for them."""
+imgclf.evaluate because scikit-learn and SciPy take about a second to import, and the stages
+that only run a model (make_submission, export) have no use for them."""
 
 from __future__ import annotations
 

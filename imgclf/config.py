@@ -102,6 +102,7 @@ class TrainParams(Section):
     cpu_threads: Annotated[int, Field(ge=1, le=1024)]
     select: Literal["val_loss", "val_acc"]
     ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+    ema_warmup: bool
     mixup: Annotated[float, Field(ge=0.0)]
     cutmix: Annotated[float, Field(ge=0.0)]
     decay_norm_and_bias: bool

@@ -145,15 +145,12 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
     progress = resume(run) or Progress(select=params.train.select)
     started = time.perf_counter()
     train_seconds, images_seen = 0.0, 0
-    net = None
+    net: nn.Module | None = None
     patience = params.train.patience
     while progress.epoch < run.epochs and progress.stale_epochs < patience:
         epoch = progress.epoch + 1
         frozen = epoch <= run.frozen_epochs
-        share = 1.0 if frozen else run.frozen_share
-        if net is None or share != run.model.frozen_share:
-            run.model.freeze_backbone(share)
-            net = wrap(run.model, params, device)
+        net = network_for_epoch(run, net, epoch)
         epoch_started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(run, net, epoch)
         train_seconds += time.perf_counter() - epoch_started
@@ -353,6 +350,16 @@ def wrap(model: Classifier, params: Params, device: torch.device) -> nn.Module:
         )
     if params.train.compile:
         net = torch.compile(net)
+    return net
+
+
+def network_for_epoch(run: Run, net: nn.Module | None, epoch: int) -> nn.Module:
+    """`net`, or a new one when this epoch freezes or thaws a share of the backbone (the head
+    trains alone for the first run.frozen_epochs, then run.frozen_share stays frozen)."""
+    share = 1.0 if epoch <= run.frozen_epochs else run.frozen_share
+    if net is None or share != run.model.frozen_share:
+        run.model.freeze_backbone(share)
+        net = wrap(run.model, run.params, run.device)
     return net
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -132,3 +133,38 @@ def test_bad_arguments_stop_the_command_with_a_message(
     with pytest.raises(SystemExit) as stopped:
         command()
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_averages_bench_trains_as_the_stage_trains(repro_project: Path, tmp_path: Path) -> None:
+    # The tests' project trains without a moving average: the weights themselves (`none`)
+    # must follow, epoch by epoch, what the stage recorded, and keep the epoch it kept, testing
+    # as evaluate tested it. A slow average without warm-up is another model (8 steps at 0.999
+    # keep 99 % of the first weights, the new head's random ones among them).
+    out = tmp_path / "averages.md"
+    averages = ["none", "0.999", "0.999:warmup"]
+    command = ["bench/ema.py", "--project", str(repro_project), "--model", "transfer"]
+    run([sys.executable, *command, "--averages", *averages, "--out", str(out)], ROOT)
+    rows = [
+        [cell.strip() for cell in line.split("|")[1:-1]] for line in out.read_text().splitlines()
+    ]
+    epochs = [cells for cells in rows if cells and cells[0].isdigit()]
+    with open(repro_project / "plots/history/transfer.csv", newline="") as file:
+        history = list(csv.DictReader(file))
+    assert [cells[1].split(" / ")[0] for cells in epochs] == [
+        f"{100 * float(row['val_acc']):.2f}" for row in history
+    ]
+    assert any(cells[2] != cells[1] for cells in epochs)
+    kept = json.loads((repro_project / "metrics/train_transfer.json").read_text())["transfer"]
+    tested = json.loads((repro_project / "metrics/evaluate.json").read_text())["transfer"]
+    assert rows[-1][:2] == [
+        "kept (val_loss)",
+        f"epoch {kept['kept_epoch']}: {100 * tested['test_acc']:.2f}",
+    ]
+
+
+def test_the_averages_bench_stops_on_an_unknown_average(tmp_path: Path) -> None:
+    command = [sys.executable, "bench/ema.py", "--project", str(tmp_path), "--out", "x.md"]
+    result = run([*command, "--averages", "0.998:cold"], ROOT, check=False)
+    assert (
+        result.returncode == 2 and "'0.998:cold': give none, a decay D or D:warmup" in result.stderr
+    )

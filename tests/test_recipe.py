@@ -181,6 +181,19 @@ def test_the_moving_average_lags_behind_the_weights(make_params) -> None:
     assert torch.all(averaged > start) and torch.all(averaged < model.weight)
 
 
+def test_without_its_warm_up_the_average_decays_at_ema_decay_from_the_start(make_params) -> None:
+    model = torch.nn.Linear(2, 2)
+    start = model.weight.detach().clone()
+    warm = make_ema(model, make_params(train__ema_decay=0.9))
+    cold = make_ema(model, make_params(train__ema_decay=0.9, train__ema_warmup=False))
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    for ema in (warm, cold):
+        ema.update(model, step=2)  # timm's second update: the warm-up's decay is 1 - 2^(-2/3)
+    assert torch.allclose(cold.module.weight, start + 0.1)
+    assert torch.allclose(warm.module.weight, start + 2 ** (-2 / 3))
+
+
 def test_trivialaugment_crops_to_the_models_size_and_follows_the_seed(make_params) -> None:
     params = make_params(augment__policy="trivialaugment", augment__erasing=0.5).augment
     images = torch.rand(16, 3, 32, 32) * 255

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/ema.py`
 
@@ -34,9 +35,10 @@ from torch import nn
 from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
-from imgclf.config import load_params
+from imgclf.config import Params, load_params
 from imgclf.evaluate import Trained, split_logits
 from imgclf.predict import loss_and_accuracy
+from imgclf.recipe import make_ema
 from imgclf.runtime import configure, pick_device, pin_cpu_arithmetic, seed_everything
 from imgclf.samples import load_split_data
 from imgclf.train import Progress, network_for_epoch, prepare_run, train_one_epoch
@@ -60,14 +62,18 @@ class Averages:
     """Several moving averages of one model, updated together: what the training loop
     calls `run.ema`."""
 
-    def __init__(self, model: nn.Module, specs: list[str]) -> None:
+    def __init__(self, model: nn.Module, specs: list[str], params: Params) -> None:
         self.model = model
         self.averages: dict[str, ModelEmaV3] = {}
         for spec in specs:
             if spec != RAW:
                 decay, _, warmup = spec.partition(":")
-                self.averages[spec] = ModelEmaV3(model, decay=float(decay), use_warmup=bool(warmup))
-        self.specs = specs
+                train = params.train.model_copy(
+                    update={"ema_decay": float(decay), "ema_warmup": bool(warmup)}
+                )
+                # as the stage makes it; never None, as average_spec takes decays above 0 only
+                average = make_ema(model, params.model_copy(update={"train": train}))
+                self.averages[spec] = cast(ModelEmaV3, average)
 
     def update(self, model: nn.Module, step: int) -> None:
         for average in self.averages.values():
@@ -94,7 +100,7 @@ def main() -> None:
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     cache = ImageCache(paths.CACHE)
     run = prepare_run(args.model, params, data, device)
-    averages = Averages(run.model, args.averages)
+    averages = Averages(run.model, args.averages, params)
     run = dataclasses.replace(run, ema=averages)  # the loop updates every average each step
     test_targets = torch.as_tensor(data.targets("test"))
     progress = {spec: Progress(select=params.train.select) for spec in args.averages}

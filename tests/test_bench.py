@@ -15,8 +15,11 @@ import torch
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
 from bench.resolution import main as resolution_main
-from imgclf import checkpoint
-from tests.conftest import ROOT, run
+from bench.throughput import WARMUP, endless, warmup_steps
+from imgclf import checkpoint, paths
+from imgclf.samples import load_split_data
+from imgclf.train import prepare_run
+from tests.conftest import ROOT, run, run_stage
 
 
 def test_stacking_learns_which_model_to_trust_for_which_class() -> None:
@@ -168,3 +171,20 @@ def test_the_averages_bench_stops_on_an_unknown_average(tmp_path: Path) -> None:
     assert (
         result.returncode == 2 and "'0.998:cold': give none, a decay D or D:warmup" in result.stderr
     )
+
+
+def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_params) -> None:
+    # The epoch's smaller last batch is a new shape, whose one-off autotuning (cuDNN's) must
+    # not be timed as a step: 200 training images in batches of 64 end each epoch with 8.
+    workdir(data__root=str(ROOT / "data/demo"), data__image_size=16, split__max_train_per_class=20)
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    params = make_params(train__batch_size=64, split__max_train_per_class=20)
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    batches = prepare_run("scratch", params, data, torch.device("cpu")).train_batches
+    drawn = endless(batches)
+    untimed = [next(drawn) for _ in range(1 + warmup_steps(batches))]  # `first` included
+    assert [len(images) for images, _ in untimed[:5]] == [64, 64, 64, 8, 64]
+    assert len(untimed) % len(batches) == 0 and len(untimed) > WARMUP
+    next_epoch = len(untimed) // len(batches) + 1
+    assert torch.equal(next(drawn)[1], next(batches.epoch(next_epoch))[1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.workspace import load_profile
 from imgclf import paths
 from imgclf.runtime import configure
 from imgclf.samples import load_split_data
@@ -24,7 +25,11 @@ def test_training_steps_never_wait_for_the_host(workdir, make_params, name: str)
     workdir(data__root=str(ROOT / "data/demo"), data__image_size=32, split__max_train_per_class=40)
     for stage in ("prepare", "split"):
         assert run_stage(stage) == 0, stage
-    params = make_params(train__device="cuda", train__data_on_device=True, train__batch_size=32)
+    # The gpu profile's backbone: a lent GPU machine gets its weights package and no other.
+    arch = load_profile("gpu")["transfer.arch"]
+    params = make_params(
+        train__device="cuda", train__data_on_device=True, train__batch_size=32, transfer__arch=arch
+    )
     device = torch.device("cuda")
     configure(params.train, device)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)

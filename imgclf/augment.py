@@ -45,13 +45,18 @@ def trivial_augment_policy(params: AugmentParams, size: int) -> torch.nn.Module:
     import kornia.augmentation as K
     from kornia.augmentation.auto import TrivialAugment
 
-    steps = [K.RandomResizedCrop((size, size), scale=(params.crop_scale, 1.0))]
+    # "resample" crops the whole batch in one warp; Kornia's default slices and resizes each
+    # image on its own, host work that grows with the batch and that a GPU waits for.
+    crop = K.RandomResizedCrop(
+        (size, size), scale=(params.crop_scale, 1.0), cropping_mode="resample"
+    )
+    steps = [crop]
     if params.horizontal_flip:
         steps.append(K.RandomHorizontalFlip())
     steps.append(TrivialAugment())
     if params.erasing:
         steps.append(K.RandomErasing(p=params.erasing))
-    return K.AugmentationSequential(*steps)
+    return torch.nn.Sequential(*steps)
 
 
 def is_identity(params: AugmentParams) -> bool:

@@ -206,6 +206,24 @@ def test_trivialaugment_crops_to_the_models_size_and_follows_the_seed(make_param
     assert first.min() >= 0 and first.max() <= 255.001
 
 
+def test_trivialaugment_host_work_does_not_grow_with_the_batch(make_params) -> None:
+    # On a GPU the host's work per batch is time the card can wait: Kornia's default crop
+    # sliced and resized image by image, about 21 more operations per image.
+    params = make_params(augment__policy="trivialaugment", augment__erasing=0.5).augment
+
+    def operations(batch: int, seed: int) -> int:
+        images = torch.rand(batch, 3, 16, 16) * 255
+        augment_batch(images, params, torch.Generator(), 16)  # Kornia's one-off work
+        torch.manual_seed(seed)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as run:
+            augment_batch(images, params, torch.Generator(), 16)
+        return sum(event.count for event in run.key_averages() if event.key.startswith("aten::"))
+
+    small = max(operations(16, seed) for seed in range(4))
+    large = max(operations(128, seed) for seed in range(4))
+    assert large < 1.2 * small
+
+
 def test_the_ensemble_averages_the_models_probabilities_with_their_weights() -> None:
     first, second = torch.randn(5, 3), torch.randn(5, 3)
     combined = mean_probability_logits([first, second], (0.25, 0.75))

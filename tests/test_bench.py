@@ -188,3 +188,11 @@ def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_para
     assert len(untimed) % len(batches) == 0 and len(untimed) > WARMUP
     next_epoch = len(untimed) // len(batches) + 1
     assert torch.equal(next(drawn)[1], next(batches.epoch(next_epoch))[1])
+
+
+def test_the_augmentation_bench_counts_each_policys_host_work() -> None:
+    command = [sys.executable, "bench/augment.py", "--batch", "8", "--batches", "2"]
+    rows = [line.split("|")[1:-1] for line in run(command, ROOT).stdout.splitlines()]
+    measured = {cells[0].strip(): cells[1:] for cells in rows if len(cells) == 3}
+    keras, trivial = measured["keras"], measured["trivialaugment"]
+    assert float(keras[0]) > 0 and 0 < float(keras[1]) < float(trivial[1])

@@ -1,0 +1,75 @@
+"""Host work of each augmentation policy per batch: the time to augment one batch of small
+images (where the pixels cost next to nothing, so what is left is the work a GPU would wait
+for) and the number of tensor operations dispatched for it.
+
+    python bench/augment.py [--batch 128] [--size 16] [--batches 50] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/augment.py`
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from bench.machine import describe, images_per_second
+from bench.workspace import ROOT
+from imgclf.config import Params, read_yaml
+from imgclf.train import training_input
+
+POLICIES = ("keras", "trivialaugment")
+
+
+def policy_params(policy: str) -> Params:
+    tree = read_yaml(ROOT / "params.yaml")
+    tree["augment"]["policy"] = policy
+    return Params.model_validate(tree)
+
+
+def operations(augment: Callable[[tuple], None], batch: tuple, calls: int = 20) -> float:
+    """Tensor operations (aten::*) dispatched per call of `augment`, the mean of `calls` calls
+    (TrivialAugment draws another operation for each batch)."""
+    with profile(activities=[ProfilerActivity.CPU]) as run:
+        for _ in range(calls):
+            augment(batch)
+    events = run.key_averages()
+    return sum(event.count for event in events if event.key.startswith("aten::")) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--size", type=int, default=16, help="image side, in and out")
+    parser.add_argument("--batches", type=int, default=50, help="timed batches, after 3")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    shape = (args.batch, args.size, args.size, 3)  # as the cache holds them
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+    batches = [(images,)] * (3 + args.batches)
+    print(
+        f"Augmentation of {args.batch} images of {args.size} px per batch on {device}, "
+        f"{args.batches} batches after 3 ({describe()}):\n\n"
+        "| policy | ms per batch | tensor operations per batch (mean of 20) |\n|---|---|---|"
+    )
+    for policy in POLICIES:
+        augment_params = policy_params(policy).augment
+        generator = torch.Generator(device).manual_seed(0)
+
+        def augment(batch: tuple, augment_params=augment_params, generator=generator) -> None:
+            training_input(batch[0], augment_params, generator, args.size)
+
+        rate = images_per_second(augment, batches, warmup=3)
+        print(
+            f"| {policy} | {1000 * args.batch / rate:.1f} | {operations(augment, batches[0]):.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

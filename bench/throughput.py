@@ -3,8 +3,8 @@
 - real steps: the training input path (batches held on the device or streamed, as
   train.data_on_device decides, augmentation on the device) and the optimisation step, timed
   from an epoch's start after at least one whole epoch, so that every batch shape has been
-  seen once (cuDNN's autotuning
-  of the epoch's smaller last batch is a one-off cost of the stage, not of its steps);
+  seen once (cuDNN's autotuning of the epoch's smaller last batch is a one-off cost of the
+  stage, not of its steps);
 - the bound: the same step fed one augmented batch already on the device, over and over;
 - their ratio; and with --stage, the training stage itself, end to end (validation,
   checkpoints and start-up included): epochs x training images / stage wall time.

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench.augment import operations as count_operations
 from imgclf import checkpoint, paths
 from imgclf.augment import augment_batch
 from imgclf.evaluate import fit_weights
@@ -211,13 +212,13 @@ def test_trivialaugment_host_work_does_not_grow_with_the_batch(make_params) -> N
     # sliced and resized image by image, about 21 more operations per image.
     params = make_params(augment__policy="trivialaugment", augment__erasing=0.5).augment
 
-    def operations(batch: int, seed: int) -> int:
-        images = torch.rand(batch, 3, 16, 16) * 255
-        augment_batch(images, params, torch.Generator(), 16)  # Kornia's one-off work
+    def operations(batch: int, seed: int) -> float:
+        images = (torch.rand(batch, 3, 16, 16) * 255,)
+        augment_batch(*images, params, torch.Generator(), 16)  # Kornia's one-off work
         torch.manual_seed(seed)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as run:
-            augment_batch(images, params, torch.Generator(), 16)
-        return sum(event.count for event in run.key_averages() if event.key.startswith("aten::"))
+        return count_operations(
+            lambda b: augment_batch(*b, params, torch.Generator(), 16), images, 1
+        )
 
     small = max(operations(16, seed) for seed in range(4))
     large = max(operations(128, seed) for seed in range(4))

@@ -19,19 +19,14 @@ from torch.profiler import ProfilerActivity, profile
 
 from bench.machine import describe, images_per_second
 from bench.workspace import ROOT
-from imgclf.config import Params, read_yaml
+from imgclf.config import load_params
 from imgclf.train import training_input
 
 POLICIES = ("keras", "trivialaugment")
+CALLS = 20  # calls whose tensor operations are counted
 
 
-def policy_params(policy: str) -> Params:
-    tree = read_yaml(ROOT / "params.yaml")
-    tree["augment"]["policy"] = policy
-    return Params.model_validate(tree)
-
-
-def operations(augment: Callable[[tuple], None], batch: tuple, calls: int = 20) -> float:
+def operations(augment: Callable[[tuple], None], batch: tuple, calls: int = CALLS) -> float:
     """Tensor operations (aten::*) dispatched per call of `augment`, the mean of `calls` calls
     (TrivialAugment draws another operation for each batch)."""
     with profile(activities=[ProfilerActivity.CPU]) as run:
@@ -56,19 +51,24 @@ def main() -> None:
     print(
         f"Augmentation of {args.batch} images of {args.size} px per batch on {device}, "
         f"{args.batches} batches after 3 ({describe()}):\n\n"
-        "| policy | ms per batch | tensor operations per batch (mean of 20) |\n|---|---|---|"
+        f"| policy | ms per batch | tensor operations per batch (mean of {CALLS}) |\n|---|---|---|"
     )
     for policy in POLICIES:
-        augment_params = policy_params(policy).augment
-        generator = torch.Generator(device).manual_seed(0)
+        milliseconds, dispatched = host_work(policy, batches, args.size)
+        print(f"| {policy} | {milliseconds:.1f} | {dispatched:.0f} |")
 
-        def augment(batch: tuple, augment_params=augment_params, generator=generator) -> None:
-            training_input(batch[0], augment_params, generator, args.size)
 
-        rate = images_per_second(augment, batches, warmup=3)
-        print(
-            f"| {policy} | {1000 * args.batch / rate:.1f} | {operations(augment, batches[0]):.0f} |"
-        )
+def host_work(policy: str, batches: list[tuple], size: int) -> tuple[float, float]:
+    """Milliseconds per batch (after 3) and tensor operations per batch of `policy`, with the
+    other augment settings of params.yaml."""
+    params = load_params(ROOT / "params.yaml").augment.model_copy(update={"policy": policy})
+    generator = torch.Generator(batches[0][0].device).manual_seed(0)
+
+    def augment(batch: tuple) -> None:
+        training_input(batch[0], params, generator, size)
+
+    rate = images_per_second(augment, batches, warmup=3)
+    return 1000 * len(batches[0][0]) / rate, operations(augment, batches[0])
 
 
 if __name__ == "__main__":

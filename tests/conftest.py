@@ -20,6 +20,10 @@ from imgclf.config import Params, read_yaml
 # dvc, and the `python` of the stages' commands, from the environment running the tests.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
+# `make test` runs two test processes on two cores: with a thread each, two tiny `dvc repro`s
+# at once took 69-70 s against 84-85 s with two threads each, which contend for the cores.
+ONE_THREAD = {"train.cpu_threads": 1}
+
 # Small enough for two CPU cores: every stage runs for real, in seconds.
 TINY = {
     "data.image_size": 16,
@@ -27,7 +31,13 @@ TINY = {
     "train.batch_size": 128,
     "scratch.width": 8,
     "split.max_train_per_class": 40,
+    **ONE_THREAD,
 }
+
+
+def set_options(settings: dict[str, Any]) -> list[str]:
+    """The benchmark commands' `--set KEY=VALUE` options for `settings`."""
+    return [option for key, value in settings.items() for option in ("--set", f"{key}={value}")]
 
 
 @pytest.fixture
@@ -45,11 +55,11 @@ def make_params() -> Callable[..., Params]:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
-    """tmp_path as the working directory, with the project's params.yaml and overrides as in
-    make_params (data__root=...): where a stage's main() runs in this process."""
+    """tmp_path as the working directory, with the project's params.yaml, one thread, and
+    overrides as in make_params (data__root=...): where a stage's main() runs in this process."""
 
     def make(**overrides: Any) -> Path:
-        changes = {key.replace("__", "."): value for key, value in overrides.items()}
+        changes = ONE_THREAD | {key.replace("__", "."): value for key, value in overrides.items()}
         write_params(ROOT / "params.yaml", tmp_path / "params.yaml", changes)
         monkeypatch.chdir(tmp_path)
         return tmp_path

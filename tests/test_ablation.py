@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.ablation import planned_runs, results_table, variant
-from tests.conftest import ROOT, run
+from tests.conftest import ONE_THREAD, ROOT, run, set_options
 
 DEFAULTS = {"seed": 0, "train.epochs": 8, "train.weight_decay": 0.0005, "scratch.width": 16}
 
@@ -69,7 +69,7 @@ def test_the_variant_command_keeps_a_row_per_finished_run_when_a_later_one_fails
 ) -> None:
     workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
     command = [sys.executable, "bench/ablation.py", "--data", "data/demo", "--profile", "tiny"]
-    command += ["--set", "split.max_train_per_class=10"]  # the tiny profile takes 20
+    command += set_options({"split.max_train_per_class": 10, **ONE_THREAD})  # tiny takes 20
     variants = ["--variant", "evaluate.tta_flip=true", "--variant", "train.lr=-1"]
     result = subprocess.run(
         [*command, "--out", str(tmp_path), *variants],

@@ -19,7 +19,7 @@ from bench.throughput import WARMUP, endless, warmup_steps
 from imgclf import checkpoint, paths
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run
-from tests.conftest import ROOT, run, run_stage
+from tests.conftest import ONE_THREAD, ROOT, run, run_stage, set_options
 
 
 def test_stacking_learns_which_model_to_trust_for_which_class() -> None:
@@ -42,6 +42,7 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     out, work = tmp_path / "out", tmp_path / "work"
     workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
     command = [sys.executable, "bench/run.py", "--data", "data/demo", "--profile", "tiny"]
+    command += set_options(ONE_THREAD)
     run([*command, "--out", str(out), "--work", str(work)], ROOT, timeout=900)
     report = (out / "results.md").read_text()
     assert "scratch (resnet, 16 px)" in report and "transfer (efficientnet_lite0, 16 px)" in report

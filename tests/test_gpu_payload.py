@@ -15,14 +15,14 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bench.without_dvc import stages_for
-from tests.conftest import ROOT, run
+from tests.conftest import ONE_THREAD, ROOT, run, set_options
 
 # What ../shared/gpu/README.md says the machine has, besides Python and what these require.
 GPU_MACHINE = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "matplotlib",
                "pyyaml", "tqdm", "pillow", "psutil")  # fmt: skip
 SHRUNK = {"data.image_size": 32, "scratch.input_size": 32, "scratch.width": 8,
           "scratch.epochs": 1, "transfer.epochs": 2, "split.max_train_per_class": 20,
-          "train.batch_size": 32}  # fmt: skip
+          "train.batch_size": 32, **ONE_THREAD}  # fmt: skip
 
 
 def with_requirements(names: tuple[str, ...]) -> set[str]:
@@ -67,10 +67,9 @@ def test_the_benchmark_runs_with_only_the_gpu_machine_packages_and_the_payload(
     assert "import of dvc halted" in lacking.stderr
 
     out, work = tmp_path / "out", tmp_path / "work"
-    settings = [arg for key, value in SHRUNK.items() for arg in ("--set", f"{key}={value}")]
     command = [sys.executable, "bench/run.py", "--without-dvc", "--data", "data/demo"]
-    run([*command, "--profile", "gpu", *settings, "--out", str(out), "--work", str(work)],
-        ROOT, timeout=900, env=machine)  # fmt: skip
+    command += ["--profile", "gpu", *set_options(SHRUNK), "--out", str(out), "--work", str(work)]
+    run(command, ROOT, timeout=900, env=machine)
     report = (out / "results.md").read_text()
     assert "transfer (efficientnet_lite2, 32 px)" in report and "ensemble:" in report
     for model in ("scratch", "transfer", "ensemble"):

@@ -21,7 +21,7 @@ class NearDuplicates:
     """Which of `samples` look the same as a given image. `thumbnails`: prepare's
     (n, 16, 16) uint8 array, a row per sample index."""
 
-    def __init__(self, samples: list[Sample], thumbnails: np.ndarray, options: CheckParams):
+    def __init__(self, samples: list[Sample], thumbnails: np.ndarray, options: CheckParams) -> None:
         self.samples, self.thumbnails, self.options = samples, thumbnails, options
         self.hashes = np.array([int(s.dhash, 16) for s in samples], dtype=np.uint64)
 

@@ -51,7 +51,7 @@ class Shard(Sampler[int]):
     def __init__(self, length: int, rank: int, world_size: int) -> None:
         self.positions = range(rank, length, world_size)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.positions)
 
     def __len__(self) -> int:

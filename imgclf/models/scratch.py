@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from torch import nn
+from torch import Tensor, nn
 
 from imgclf.models.classifier import Classifier
 
@@ -51,7 +51,7 @@ class Residual(nn.Module):
 
             self.body.append(SqueezeExcitation(channels, channels // 4))
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
 
 

@@ -121,6 +121,20 @@ def compared_values(compare: str | None) -> tuple[str | None, list[Any]]:
     return key, [parse_settings([f"{key}={value}"])[key] for value in values.split(",")]
 
 
+def heading(args: argparse.Namespace, compared_key: str | None) -> str:
+    """What the table measured, and its header row."""
+    compiled = "on" if args.compile else "off"
+    if compared_key == "train.compile":
+        compiled = "as each row says"
+    return (
+        f"Training images/s, profile {args.profile} {' '.join(args.set)}, {args.steps} steps "
+        f"after whole epochs of warm-up (the bound: {WARMUP} steps), torch.compile {compiled} "
+        f"({describe()}):\n\n"
+        "| model | real steps | synthetic batch on the device (bound) | ratio | first step s "
+        "| training stage, end to end |\n|---|---|---|---|---|---|"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -160,14 +174,7 @@ def main() -> None:
         if args.stage:
             for name in paths.MODEL_NAMES:
                 rows[name]["stage"] = stage_rate(project, name)
-    print(
-        f"Training images/s, profile {args.profile} {' '.join(args.set)}, {args.steps} steps "
-        f"after whole epochs of warm-up (the bound: {WARMUP} steps), "
-        f"torch.compile {'on' if args.compile else 'off'} "
-        f"({describe()}):\n\n"
-        "| model | real steps | synthetic batch on the device (bound) | ratio | first step s "
-        "| training stage, end to end |\n|---|---|---|---|---|---|"
-    )
+    print(heading(args, key))
     for name, row in rows.items():
         stage = f"{row['stage']:.0f}" if "stage" in row else "not run (--stage)"
         print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import shutil
@@ -15,7 +16,7 @@ import torch
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
 from bench.resolution import main as resolution_main
-from bench.throughput import WARMUP, endless, warmup_steps
+from bench.throughput import WARMUP, endless, heading, warmup_steps
 from imgclf import checkpoint, paths
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run
@@ -189,6 +190,16 @@ def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_para
     assert len(untimed) % len(batches) == 0 and len(untimed) > WARMUP
     next_epoch = len(untimed) // len(batches) + 1
     assert torch.equal(next(drawn)[1], next(batches.epoch(next_epoch))[1])
+
+
+def test_the_throughput_heading_says_when_the_rows_compare_compiling() -> None:
+    args = argparse.Namespace(profile="cpu", set=[], steps=20, compile=False)
+    assert "torch.compile off (" in heading(args, None)
+    assert "torch.compile off (" in heading(args, "train.precision")
+    assert "torch.compile as each row says (" in heading(args, "train.compile")
+    assert "torch.compile on (" in heading(
+        argparse.Namespace(**{**vars(args), "compile": True}), None
+    )
 
 
 def test_the_augmentation_bench_counts_each_policys_host_work() -> None:

@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import count, islice
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def bound_rate(step: Callable[[Batch], object], batch: Batch, steps: int) -> float:
+    """Images/s of `step` fed the one `batch` over and over: `steps` timed after WARMUP."""
+    return images_per_second(step, [batch] * (WARMUP + steps), warmup=WARMUP)
+
+
 def measure(name: str, steps: int) -> dict[str, float]:
     """Real and bound images/s of one model's training step, and its first step's seconds
     (which include torch.compile's compiling when it is on)."""
@@ -99,9 +104,7 @@ def measure(name: str, steps: int) -> dict[str, float]:
     warmup = warmup_steps(run.train_batches)
     real_rate = images_per_second(real, islice(batches, warmup + steps), warmup)
     synthetic = (training_input(first[0], params.augment, rng, size), first[1])
-    bound = images_per_second(
-        lambda b: train_step(run, net, *b, next(step_numbers)), [synthetic] * (WARMUP + steps)
-    )
+    bound = bound_rate(lambda b: train_step(run, net, *b, next(step_numbers)), synthetic, steps)
     return {"real": real_rate, "bound": bound, "first_step_s": first_step}
 
 
@@ -128,8 +131,8 @@ def heading(args: argparse.Namespace, compared_key: str | None) -> str:
         compiled = "as each row says"
     return (
         f"Training images/s, profile {args.profile} {' '.join(args.set)}, {args.steps} steps "
-        f"after whole epochs of warm-up (the bound: {WARMUP} steps), torch.compile {compiled} "
-        f"({describe()}):\n\n"
+        f"after whole epochs of warm-up (the bound: after {WARMUP} steps), torch.compile "
+        f"{compiled} ({describe()}):\n\n"
         "| model | real steps | synthetic batch on the device (bound) | ratio | first step s "
         "| training stage, end to end |\n|---|---|---|---|---|---|"
     )

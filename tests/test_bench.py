@@ -7,7 +7,9 @@ import csv
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import torch
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
 from bench.resolution import main as resolution_main
-from bench.throughput import WARMUP, endless, heading, warmup_steps
+from bench.throughput import WARMUP, bound_rate, endless, heading, warmup_steps
 from imgclf import checkpoint, paths
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run
@@ -190,6 +192,16 @@ def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_para
     assert len(untimed) % len(batches) == 0 and len(untimed) > WARMUP
     next_epoch = len(untimed) // len(batches) + 1
     assert torch.equal(next(drawn)[1], next(batches.epoch(next_epoch))[1])
+
+
+def test_the_throughput_bound_is_timed_after_its_warm_up() -> None:
+    # A step is slow until it has run WARMUP times (as compiling or autotuning makes the first
+    # ones): none of those may be timed.
+    calls = count()
+    batch = (torch.zeros(10), torch.zeros(10))
+    rate = bound_rate(lambda _: time.sleep(0.2 if next(calls) < WARMUP else 0.001), batch, 5)
+    assert next(calls) == WARMUP + 5
+    assert rate > 5 * 10 / 0.1  # one slow step timed would make it below 5 x 10 / 0.2
 
 
 def test_the_throughput_heading_says_when_the_rows_compare_compiling() -> None:

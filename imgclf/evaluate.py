@@ -45,16 +45,22 @@ def load_trained(path: Any) -> Trained:
 
 
 def predict(
-    trained: Trained, cache: ImageCache, indices: np.ndarray, batch_size: int, tta_flip: bool
+    trained: Trained,
+    cache: ImageCache,
+    indices: np.ndarray,
+    batch_size: int,
+    tta_flip: bool,
+    float32_on_cpu: bool = False,
 ) -> torch.Tensor:
-    """Logits of the images at cache rows `indices`, on the best available device."""
-    device = pick_device("auto")
+    """Logits of the images at cache rows `indices`, on the best available device (in bf16 on
+    a GPU), or on the CPU in float32: the exported model's arithmetic, which a GPU's TF32
+    convolutions would not match either."""
+    device = torch.device("cpu") if float32_on_cpu else pick_device("auto")
     model = trained.model.to(device, memory_format=torch.channels_last)
     dataset = CachedImages(cache, indices, np.zeros(len(indices), dtype=np.int64))
     batches = make_batches(dataset, batch_size, shuffle=False, seed=0, device=device)
-    logits, _ = predict_logits(
-        model, batches.epoch(0), device, uses_bfloat16(device), tta_flip=tta_flip
-    )
+    bfloat16 = not float32_on_cpu and uses_bfloat16(device)
+    logits, _ = predict_logits(model, batches.epoch(0), device, bfloat16, tta_flip=tta_flip)
     return logits
 
 

@@ -72,8 +72,9 @@ def verify(
     train: TrainParams,
 ) -> Verification:
     """Run the exported model under ONNX Runtime (train.cpu_threads threads) and the checkpoint
-    under PyTorch over the cache rows `indices`, and compare."""
-    reference = softmax(predict(trained, cache, indices, batch_size, tta_flip=False).numpy())
+    under PyTorch, both in float32 on the CPU, over the cache rows `indices`, and compare."""
+    logits = predict(trained, cache, indices, batch_size, tta_flip=False, float32_on_cpu=True)
+    reference = softmax(logits.numpy())
     session = OnnxModel(exported, train.cpu_threads, train.deterministic)
     started = time.perf_counter()
     batches = [

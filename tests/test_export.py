@@ -84,6 +84,25 @@ def test_the_check_finds_an_export_that_predicts_otherwise(
     assert changed.disagreements == len(indices) and changed.max_prob_diff > 1e-2
 
 
+@pytest.mark.slow
+def test_the_check_compares_float32_where_evaluation_predicts_in_bf16(
+    repro_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU, evaluate and the submission predict in bf16; the export's check still
+    compares the checkpoint's float32 arithmetic with ONNX Runtime's."""
+    monkeypatch.chdir(repro_project)
+    monkeypatch.setattr("imgclf.evaluate.uses_bfloat16", lambda device: True)  # as on a GPU
+    params = load_params()
+    trained = load_trained(Path("models/transfer.pt"))
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+    cache, indices = ImageCache(paths.CACHE), data.indices("test")
+    in_bf16 = predict(trained, cache, indices, 64, tta_flip=False).softmax(1)
+    in_float32 = predict(trained, cache, indices, 64, tta_flip=False, float32_on_cpu=True)
+    assert (in_bf16 - in_float32.softmax(1)).abs().max() > 1e-3  # bf16 really was in use
+    check = verify(onnx_bytes(trained.model, 16), trained, cache, indices, 64, params.train)
+    assert check.max_prob_diff < 1e-4
+
+
 @pytest.mark.parametrize(
     ("value", "bound"), [(4.04e-7, 1e-6), (9.99e-5, 1e-4), (0.03, 0.1), (0.0, 1e-9)]
 )

@@ -40,7 +40,7 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
         "acc": round(float(accuracy_score(targets, predicted)), 6),
         "acc_low": round(low, 6),
         "acc_high": round(high, 6),
-        "f1": round(float(f1_score(targets, predicted, average="macro", labels=labels)), 6),
+        "f1": round(float(macro_f1(targets, predicted)), 6),
         "loss": round(loss, 6),
     }
     per_class = [
@@ -56,6 +56,13 @@ def score(logits: torch.Tensor, targets: np.ndarray, classes: list[str]) -> Scor
     return Scores(
         metrics, per_class, confusion_matrix(targets, predicted, labels=labels), predicted
     )
+
+
+def macro_f1(targets: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean F1 over the classes the split holds or a model predicts: a class of train/
+    that a user's test/ folder lacks, and that nothing is taken for, has no F1 to count."""
+    seen = np.union1d(targets, predicted)
+    return float(f1_score(targets, predicted, average="macro", labels=seen, zero_division=0))
 
 
 def accuracy_interval(correct: int, total: int) -> tuple[float, float]:

@@ -36,3 +36,12 @@ def test_scores_carry_the_interval_of_their_accuracy() -> None:
     metrics = score(logits, targets, ["a", "b"]).metrics
     assert metrics["acc"] == 0.75
     assert (metrics["acc_low"], metrics["acc_high"]) == pytest.approx(wilson(6, 8), abs=1e-6)
+
+
+def test_macro_f1_leaves_out_a_class_the_test_split_lacks_and_no_model_predicts() -> None:
+    # A user's test/ folder may lack a class that train/ has: all right is an F1 of 1.
+    targets = np.array([0, 0, 1, 1])
+    logits = torch.nn.functional.one_hot(torch.as_tensor(targets), 3).float()
+    assert score(logits, targets, ["a", "b", "c"]).metrics["f1"] == 1.0
+    wrongly_c = torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 1]), 3).float()  # "c" counts
+    assert score(wrongly_c, targets, ["a", "b", "c"]).metrics["f1"] == round((2 / 3 + 1 + 0) / 3, 6)

@@ -1,16 +1,24 @@
-"""make_submission: one CSV row per unlabelled image, with the chosen model's label."""
+"""make_submission: one CSV row per unlabelled image, with the chosen model's label.
+
+The checks of the ids (one per file, and found in the labels file) run in validate too, so a
+clash or a mismatch stops the run before any training.
+"""
 
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import get_args
 
 from imgclf.config import DataParams, SubmissionParams
 from imgclf.errors import UserError
 from imgclf.paths import MODEL_NAMES, ModelName
-from imgclf.samples import Sample
 
 DEFAULT_LABELS_FILE = "predict_labels.csv"  # what submission.labels_file: auto looks for
+ID_FROM = get_args(SubmissionParams.model_fields["id_from"].annotation)  # stem, name, path
+LISTED = 5  # files named in a message
 
 
 def choose_model(choice: str, val_acc: dict[ModelName, float]) -> str:
@@ -21,9 +29,48 @@ def choose_model(choice: str, val_acc: dict[ModelName, float]) -> str:
     return max(reversed(MODEL_NAMES), key=lambda name: val_acc[name])
 
 
-def submission_id(sample: Sample, id_from: str) -> str:
-    path = PurePosixPath(sample.path)
-    return {"stem": path.stem, "name": path.name}.get(id_from, sample.path)
+def submission_id(path: str, id_from: str) -> str:
+    """The id of the predict file at `path` (relative to data.root): its stem, name or path."""
+    posix = PurePosixPath(path)
+    return {"stem": posix.stem, "name": posix.name}.get(id_from, path)
+
+
+def files_by_id(paths: Iterable[str], id_from: str) -> dict[str, list[str]]:
+    """The predict files that get each id."""
+    files: defaultdict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        files[submission_id(path, id_from)].append(path)
+    return dict(files)
+
+
+def check_unique_ids(paths: list[str], id_from: str) -> None:
+    """Stop when two predict files get one id: the submission would hold it twice, and a
+    scorer would count it twice."""
+    clashes = {
+        ident: files for ident, files in files_by_id(paths, id_from).items() if len(files) > 1
+    }
+    if not clashes:
+        return
+    named = "; ".join(
+        f"{' and '.join(files)} share the id {ident!r}"
+        for ident, files in list(clashes.items())[:LISTED]
+    )
+    more = f" ({len(clashes) - LISTED} more ids are shared)" if len(clashes) > LISTED else ""
+    unique = unique_id_options(paths)
+    raise UserError(
+        f"submission.id_from: {id_from} gives predict files the same id: {named}{more}. Set "
+        f"submission.id_from: {' or '.join(unique)} to give each file its own id, or rename "
+        "the files"
+    )
+
+
+def unique_id_options(paths: list[str]) -> list[str]:
+    """The values of submission.id_from that give each file its own id (path always does)."""
+    return [
+        option
+        for option in ID_FROM
+        if all(len(files) == 1 for files in files_by_id(paths, option).values())
+    ]
 
 
 def labels_file(data: DataParams, options: SubmissionParams) -> Path | None:
@@ -45,7 +92,8 @@ def labels_file(data: DataParams, options: SubmissionParams) -> Path | None:
             f"submission.labels_file: {path} does not exist; name a file in data.root, or set "
             "it to auto (score when predict_labels.csv is there) or empty (never score)"
         )
-    with open(path, newline="") as file:
+    # utf-8-sig: a file saved by Excel starts with a byte order mark, else read into the header.
+    with open(path, newline="", encoding="utf-8-sig") as file:
         header = next(csv.reader(file), [])
     missing = sorted({options.id_column, options.label_column} - set(header))
     if missing:
@@ -57,12 +105,70 @@ def labels_file(data: DataParams, options: SubmissionParams) -> Path | None:
     return path
 
 
+def read_labels(path: Path, options: SubmissionParams) -> dict[str, str]:
+    """The true label of each id in a labels file (checked by labels_file)."""
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        return {row[options.id_column]: row[options.label_column] for row in csv.DictReader(file)}
+
+
+def check_ids_labelled(paths: list[str], truth: Path, options: SubmissionParams) -> str | None:
+    """Stop when no predict file's id is in the labels file, which would score no image;
+    return a warning when only some are (the score covers those), None when all are."""
+    labelled = read_labels(truth, options)
+    ids = [submission_id(path, options.id_from) for path in paths]
+    unlabelled = [ident for ident in ids if ident not in labelled]
+    if not unlabelled:
+        return None
+    if len(unlabelled) < len(ids):
+        return (
+            f"predict files with no label in {truth}: {len(unlabelled)} of {len(ids)} (e.g. "
+            f"{unlabelled[0]!r}); the submission is scored on the other "
+            f"{len(ids) - len(unlabelled)}"
+        )
+    theirs = f"its ids look like {next(iter(labelled))!r}" if labelled else "it has no rows"
+    raise UserError(
+        f"submission.labels_file: no predict file's id is in {truth}: submission.id_from: "
+        f"{options.id_from} gives ids like {ids[0]!r}, {theirs}. "
+        + matching_id_from(paths, labelled, options)
+    )
+
+
+def matching_id_from(paths: list[str], labelled: dict[str, str], options: SubmissionParams) -> str:
+    """What to do when submission.id_from gives ids the labels file lacks: the option whose
+    ids are there, or else what each option makes of the first file."""
+    for option in unique_id_options(paths):
+        matched = sum(submission_id(path, option) in labelled for path in paths)
+        if matched:
+            return f"Set submission.id_from: {option} (then {matched} of {len(paths)} match)"
+    examples = ", ".join(f"{option}: {submission_id(paths[0], option)!r}" for option in ID_FROM)
+    return (
+        f"Make its column {options.id_column!r} hold the predict files' ids as "
+        f"submission.id_from makes them ({examples})"
+    )
+
+
 def score_against(
-    rows: list[tuple[str, str]], path: Path, options: SubmissionParams
-) -> dict[str, float | int]:
-    """Accuracy of the submission against a file of true labels (checked by labels_file)."""
-    with open(path, newline="") as file:
-        truth = {row[options.id_column]: row[options.label_column] for row in csv.DictReader(file)}
-    scored = [(label, truth[ident]) for ident, label in rows if ident in truth]
+    rows: list[tuple[str, str]], truth: Path, options: SubmissionParams
+) -> dict[str, float | int] | None:
+    """Accuracy of the submission's rows that have a true label (in a file checked by
+    labels_file); None when none has one: an accuracy over no image is no measurement."""
+    labelled = read_labels(truth, options)
+    scored = [(label, labelled[ident]) for ident, label in rows if ident in labelled]
+    if not scored:
+        return None
     correct = sum(predicted == true for predicted, true in scored)
-    return {"scored_images": len(scored), "acc": round(correct / len(scored), 6) if scored else 0.0}
+    return {"scored_images": len(scored), "acc": round(correct / len(scored), 6)}
+
+
+def rejected_predict_files(rejected: Path, predict_dir: str) -> list[tuple[str, str]]:
+    """The files under predict_dir that prepare rejected (from its list of rejected files),
+    with the reason: they have no row in the submission."""
+    if not rejected.is_file():
+        return []
+    folder = PurePosixPath(predict_dir)
+    with open(rejected, newline="") as file:
+        return [
+            (row["path"], row["reason"])
+            for row in csv.DictReader(file)
+            if PurePosixPath(row["path"]).is_relative_to(folder)
+        ]

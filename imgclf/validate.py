@@ -18,7 +18,7 @@ from imgclf.errors import UserError
 from imgclf.layout import check_trainable, scan
 from imgclf.samples import Sample
 from imgclf.split import assign_splits
-from imgclf.submission import labels_file
+from imgclf.submission import check_ids_labelled, check_unique_ids, labels_file
 from imgclf.timm_names import check_timm_backbone
 
 LISTED = 5  # broken links named in the message
@@ -38,6 +38,7 @@ def validate(params: Params) -> dict[str, Any]:
     ]
     assign_splits(planned, params.split, params.seed)
     truth = labels_file(params.data, params.submission)
+    check_submission_ids([c.path for c in found.candidates if c.source == "predict"], truth, params)
     per_source = Counter(candidate.source for candidate in found.candidates)
     return {
         "data_root": params.data.root,
@@ -45,6 +46,16 @@ def validate(params: Params) -> dict[str, Any]:
         "classes": sorted({c.label for c in found.candidates if c.source == "train"}),
         "labels_file": str(truth) if truth else None,
     }
+
+
+def check_submission_ids(predict: list[str], truth: Path | None, params: Params) -> None:
+    """Stop when two predict files get one id, or when the labels file holds none of their
+    ids; warn when it holds only some."""
+    check_unique_ids(predict, params.submission.id_from)
+    if truth and predict:
+        warning = check_ids_labelled(predict, truth, params.submission)
+        if warning:
+            print(f"warning: {warning}")
 
 
 def refuse_broken_links(root: Path) -> None:

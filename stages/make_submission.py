@@ -1,5 +1,7 @@
 """Label every predict/ image with the chosen model and write the submission CSV."""
 
+from pathlib import Path
+
 from imgclf import paths
 from imgclf.atomic import write_csv, write_json
 from imgclf.cache import ImageCache
@@ -9,7 +11,15 @@ from imgclf.evaluate import ENSEMBLE, ensemble_weights, load_trained, predict
 from imgclf.models import mean_probability_logits
 from imgclf.runtime import pin_cpu_arithmetic
 from imgclf.samples import load_split_data, read_manifest
-from imgclf.submission import choose_model, labels_file, score_against, submission_id
+from imgclf.submission import (
+    LISTED,
+    check_unique_ids,
+    choose_model,
+    labels_file,
+    rejected_predict_files,
+    score_against,
+    submission_id,
+)
 from imgclf.wording import counted
 
 
@@ -22,6 +32,7 @@ def main() -> None:
     trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
     chosen = choose_model(options.model, {n: t.meta["val_acc"] for n, t in trained.items()})
     samples = [s for s in read_manifest(paths.MANIFEST) if s.source == "predict"]
+    check_unique_ids([s.path for s in samples], options.id_from)  # validate stops it first
     rows: list[tuple[str, str]] = []
     if samples:
         cache, rows_of = ImageCache(paths.CACHE), [s.index for s in samples]
@@ -37,7 +48,7 @@ def main() -> None:
         )
         classes = next(iter(voters.values())).meta["classes"]
         rows = [
-            (submission_id(s, options.id_from), classes[i])
+            (submission_id(s.path, options.id_from), classes[i])
             for s, i in zip(samples, logits.argmax(1).tolist(), strict=True)
         ]
     else:
@@ -47,20 +58,51 @@ def main() -> None:
         )
     write_csv(paths.SUBMISSION, [options.id_column, options.label_column], rows)
     metrics: dict[str, str | int | float | bool] = {"model": chosen, "images": len(rows)}
-    metrics["scored"] = bool(truth and rows)
-    if truth and rows:
-        metrics |= score_against(rows, truth, options)
-        scored = counted(int(metrics["scored_images"]), "image")
-        verdict = f"accuracy {metrics['acc']:.4f} on {scored} against {truth}"
-    elif truth:
-        verdict = "nothing to score"
-    else:
-        verdict = f"unscored: no labels file (submission.labels_file: {options.labels_file})"
+    score = score_against(rows, truth, options) if truth and rows else None
+    metrics["scored"] = score is not None
+    metrics |= score or {}
     write_json(paths.METRICS / "submission.json", {"submission": metrics})
+    left_out = rejected_predict_files(paths.REJECTED, params.data.predict_dir)
+    warn_left_out(left_out, params.data.predict_dir)
+    left_out_note = f" ({counted(len(left_out), 'predict file')} left out)" if left_out else ""
     print(
         f"make_submission: {counted(len(rows), 'row')} by the {chosen} model in "
-        f"{paths.SUBMISSION}; {verdict}"
+        f"{paths.SUBMISSION}{left_out_note}; {verdict(score, rows, truth, options.labels_file)}"
     )
+
+
+def warn_left_out(left_out: list[tuple[str, str]], predict_dir: str) -> None:
+    """Name the predict files prepare rejected: the submission has no row for them."""
+    if not left_out:
+        return
+    named = "; ".join(f"{path} ({reason})" for path, reason in left_out[:LISTED])
+    more = f"; and {len(left_out) - LISTED} more" if len(left_out) > LISTED else ""
+    print(
+        f"warning: {counted(len(left_out), 'file')} in {predict_dir}/ left out of the "
+        f"submission, which prepare rejected: {named}{more} (all in {paths.REJECTED})"
+    )
+
+
+def verdict(
+    score: dict[str, float | int] | None,
+    rows: list[tuple[str, str]],
+    truth: Path | None,
+    labels_file: str | None,
+) -> str:
+    if score:
+        scored = int(score["scored_images"])
+        partly = (
+            f" (the other {len(rows) - scored} rows have no label)" if scored < len(rows) else ""
+        )
+        return f"accuracy {score['acc']:.4f} on {counted(scored, 'image')} against {truth}{partly}"
+    if truth and rows:
+        return (
+            f"unscored: no id of the submission (e.g. {rows[0][0]!r}) is in {truth}; see "
+            "submission.id_from"
+        )
+    if truth:
+        return "nothing to score"
+    return f"unscored: no labels file (submission.labels_file: {labels_file})"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,55 @@ def test_a_labels_file_without_the_columns_stops(tmp_path: Path, params_for) -> 
     (root / "predict_labels.csv").write_text("image,class\nx,cats\n")
     with pytest.raises(UserError, match=r"no column 'id' \(its columns: image, class\)"):
         validate(params_for(root))
+
+
+@pytest.mark.parametrize(
+    ("id_from", "second", "shared"),
+    [
+        ("stem", "predict/picture_10.jpg", "'picture_10'"),
+        ("name", "predict/sub/picture_10.png", "'picture_10.png'"),
+    ],
+)
+def test_predict_files_that_share_an_id_stop(
+    tmp_path: Path, params_for, id_from: str, second: str, shared: str
+) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 1})
+    (root / second).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "predict/picture_10.png", root / second)
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root, submission__id_from=id_from))
+    message = str(raised.value)
+    clash = sorted(["predict/picture_10.png", second])
+    assert f"{clash[0]} and {clash[1]} share the id {shared}" in message
+    assert "path to give each file its own id" in message
+
+
+def test_a_labels_file_saved_by_excel_is_read(tmp_path: Path, params_for) -> None:
+    """Excel writes UTF-8 with a byte order mark, which must not become part of 'id'."""
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 1})
+    (root / "predict_labels.csv").write_text("id,label\npicture_10,cats\n", encoding="utf-8-sig")
+    assert validate(params_for(root))["labels_file"] == str(root / "predict_labels.csv")
+
+
+def test_a_labels_file_with_none_of_the_ids_stops_and_names_the_option_that_matches(
+    tmp_path: Path, params_for
+) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 2})
+    (root / "predict_labels.csv").write_text("id,label\npicture_10.png,cats\n")
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root, submission__id_from="stem"))
+    message = str(raised.value)
+    assert "submission.id_from: stem gives ids like 'picture_10'" in message
+    assert "its ids look like 'picture_10.png'" in message
+    assert "Set submission.id_from: name (then 1 of 2 match)" in message
+
+
+def test_a_labels_file_with_some_of_the_ids_is_a_warning(
+    tmp_path: Path, params_for, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 2})
+    (root / "predict_labels.csv").write_text("id,label\npicture_10,cats\n")
+    validate(params_for(root))
+    assert "1 of 2 (e.g. 'picture_11'); the submission is scored on the other 1" in (
+        capsys.readouterr().out
+    )

@@ -152,5 +152,8 @@ def make_batches(
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0,
+        # Its own generator: each new iterator draws a worker seed from it, and a draw from
+        # torch's global one would shift the epoch's augmentation and dropout.
+        generator=torch.Generator().manual_seed(seed),
     )
     return StreamedBatches(loader, device)

@@ -28,6 +28,7 @@ from imgclf.atomic import write_csv, write_json
 from imgclf.augment import augment_batch
 from imgclf.cache import ImageCache
 from imgclf.config import AugmentParams, Params, TransferParams
+from imgclf.errors import UserError
 from imgclf.loader import Batches, CachedImages, cache_bytes, make_batches, to_model_input
 from imgclf.models import Classifier, build_model
 from imgclf.models.transfer import native_input_size
@@ -155,9 +156,8 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         train_loss, train_acc = train_one_epoch(run, net, epoch)
         train_seconds += time.perf_counter() - epoch_started
         images_seen += run.train_batches.images
-        val_loss, val_acc = loss_and_accuracy(
-            run.kept_model, run.val_batches.epoch(epoch), device, run.bfloat16
-        )
+        val_loss, val_acc = validate(run, epoch)
+        stop_if_diverged(name, epoch, train_loss, val_loss)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -390,6 +390,35 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
         dist.all_reduce(sums)
     loss_sum, correct, total = sums.tolist()
     return loss_sum / total, correct / total
+
+
+def validate(run: Run, epoch: int) -> tuple[float, float]:
+    """The kept weights' validation loss and accuracy, over every process's shard."""
+    share_rank_zero_buffers(run)
+    return loss_and_accuracy(run.kept_model, run.val_batches.epoch(epoch), run.device, run.bfloat16)
+
+
+def share_rank_zero_buffers(run: Run) -> None:
+    """Give every process rank 0's buffers (batch-norm statistics, and their moving average),
+    the ones it saves: each process's last steps left it its own, and validation sums all
+    the processes' shards."""
+    if not dist.is_initialized():
+        return
+    for model in (run.model, run.ema.module) if run.ema else (run.model,):
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def stop_if_diverged(name: ModelName, epoch: int, train_loss: float, val_loss: float) -> None:
+    """Stop, before an epoch whose loss is not a number is recorded or kept: its weights are
+    lost, and every later epoch's would be too."""
+    losses = {"training": train_loss, "validation": val_loss}
+    bad = [f"{kind} loss {loss}" for kind, loss in losses.items() if not math.isfinite(loss)]
+    if bad:
+        raise UserError(
+            f"train_{name}: training diverged in epoch {epoch} ({', '.join(bad)}): lower "
+            f"train.lr or {name}.lr_mult"
+        )
 
 
 def training_input(

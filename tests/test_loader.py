@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from imgclf.cache import CacheWriter, ImageCache
-from imgclf.loader import CachedImages, make_batches
+from imgclf.loader import Batches, CachedImages, make_batches
 
 
 @pytest.fixture
@@ -45,3 +45,26 @@ def test_held_and_streamed_batches_are_the_same(
     if shuffle:
         first, second = (torch.cat([t for _, t in held.epoch(e)]) for e in (1, 2))
         assert not torch.equal(first, second), "each epoch is shuffled anew"
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_batches_leave_torchs_global_random_numbers_alone(
+    dataset: CachedImages, num_workers: int
+) -> None:
+    # Training seeds the global generator per epoch and draws augmentation and dropout from
+    # it; a resumed run's loader starts at a later epoch than an unbroken run's did.
+    options = {"batch_size": 4, "shuffle": True, "seed": 3, "device": torch.device("cpu")}
+    held = make_batches(dataset, on_device=True, **options)
+    streamed = make_batches(dataset, num_workers=num_workers, **options)
+    resumed = make_batches(dataset, num_workers=num_workers, **options)
+
+    def draw_after(batches: Batches, epoch: int) -> float:
+        torch.manual_seed(epoch)
+        for _ in batches.epoch(epoch):
+            pass
+        return torch.rand(1).item()
+
+    untouched = [torch.rand(1, generator=torch.Generator().manual_seed(e)).item() for e in (1, 2)]
+    assert [draw_after(held, epoch) for epoch in (1, 2)] == untouched
+    assert [draw_after(streamed, epoch) for epoch in (1, 2)] == untouched
+    assert draw_after(resumed, 2) == untouched[1]

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 
+from imgclf import checkpoint, paths
+from imgclf.cache import ImageCache
+from imgclf.loader import CachedImages, make_batches
+from imgclf.models import build_model
+from imgclf.predict import loss_and_accuracy
+from imgclf.samples import load_split_data
 from tests.conftest import make_project, run
 
 pytestmark = pytest.mark.slow
@@ -39,6 +46,21 @@ def scratch_metrics(project: Path) -> dict:
     return json.loads((project / "metrics/train_scratch.json").read_text())["scratch"]
 
 
+def validation_of_saved_weights(project: Path) -> tuple[float, float]:
+    """The validation loss and accuracy of the project's scratch checkpoint, in one process."""
+    saved = checkpoint.load(project / paths.checkpoint("scratch"))
+    model = build_model(**saved["architecture"])
+    model.load_state_dict(saved["model"])
+    model.to(memory_format=torch.channels_last)  # as trained and validated
+    data = load_split_data(project / paths.MANIFEST, project / paths.SPLIT)
+    images = CachedImages(
+        ImageCache(project / paths.CACHE), data.indices("val"), data.targets("val")
+    )
+    cpu = torch.device("cpu")
+    batches = make_batches(images, batch_size=64, shuffle=False, seed=0, device=cpu)
+    return loss_and_accuracy(model, batches.epoch(1), cpu, bfloat16=False)
+
+
 def test_two_processes_train_to_the_end_inside_dvc_and_match_one(learnable: Path) -> None:
     single = run(["dvc", "repro", "train_scratch"], learnable).stdout
     alone = scratch_metrics(learnable)
@@ -52,6 +74,10 @@ def test_two_processes_train_to_the_end_inside_dvc_and_match_one(learnable: Path
     assert together["epochs_trained"] == alone["epochs_trained"] == 6
     assert alone["val_acc"] > 0.5, "the reference run learned too little to compare with"
     assert abs(together["val_acc"] - alone["val_acc"]) <= ACCURACY_TOLERANCE, (alone, together)
+    # What rank 0 saved, not a mixture of the processes' batch-norm statistics, was validated.
+    saved = checkpoint.load(learnable / paths.checkpoint("scratch"))
+    recorded = saved["val_loss"], saved["val_acc"]
+    assert recorded == pytest.approx(validation_of_saved_weights(learnable), rel=1e-6, abs=0)
     assert sorted(p.name for p in (learnable / "metrics").iterdir() if p.name.startswith(".")) == []
     run(["git", "checkout", "-q", "--", "."], learnable)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from imgclf import paths, train
 from imgclf.checkpoint import weights_digest
-from tests.conftest import make_project, run
+from tests.conftest import ROOT, make_project, run, run_stage
 
 pytestmark = pytest.mark.slow
 
@@ -191,3 +193,40 @@ def test_a_run_killed_after_a_checkpoint_resumes_and_ends_as_an_unbroken_one(tmp
 def scratch_weights(project: Path) -> str:
     state = torch.load(project / "models/scratch.pt", map_location="cpu", weights_only=False)
     return weights_digest(state["model"])
+
+
+def test_a_streamed_run_resumed_after_its_first_epoch_ends_as_an_unbroken_one(
+    workdir, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A loader worker, and Kornia's draws from torch's global generator: the loader made
+    # anew at the resumed epoch must leave that generator as the unbroken run's left it.
+    workdir(
+        data__root=str(ROOT / "data/demo"),
+        data__image_size=16,
+        split__max_train_per_class=8,
+        train__epochs=2,
+        train__batch_size=16,
+        train__data_on_device=False,
+        train__num_workers=1,
+        scratch__width=8,
+        augment__policy="trivialaugment",
+    )
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    epoch_one = Path("epoch_one.pt")
+    save_resumable = train.save_resumable
+
+    def save_and_keep_epoch_one(run: train.Run, progress: train.Progress) -> None:
+        save_resumable(run, progress)
+        if progress.epoch == 1:
+            shutil.copy(paths.resume_checkpoint(run.name), epoch_one)
+
+    monkeypatch.setattr(train, "save_resumable", save_and_keep_epoch_one)
+    assert run_stage("train_scratch") == 0
+    unbroken = paths.history("scratch").read_text(), scratch_weights(Path())
+
+    shutil.copy(epoch_one, paths.resume_checkpoint("scratch"))
+    capsys.readouterr()
+    assert run_stage("train_scratch") == 0
+    assert "scratch: resuming from epoch 1" in capsys.readouterr().out
+    assert (paths.history("scratch").read_text(), scratch_weights(Path())) == unbroken

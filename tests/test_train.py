@@ -1,0 +1,38 @@
+"""Training that goes wrong stops with a message and keeps no result of the failed run."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgclf import paths
+from tests.conftest import ROOT, run_stage
+
+
+def test_a_run_whose_loss_diverges_stops_with_a_message_and_writes_no_outputs(
+    workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir(
+        data__root=str(ROOT / "data/demo"),
+        data__image_size=16,
+        split__max_train_per_class=8,
+        train__epochs=2,
+        train__batch_size=16,
+        train__lr=10,  # far too high: the loss is not a number within the first epoch
+        train__optimizer="sgd",
+        scratch__arch="original",
+    )
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    capsys.readouterr()
+    assert run_stage("train_scratch") == 1
+    error = capsys.readouterr().err
+    assert "error: train_scratch: training diverged in epoch 1 (" in error
+    assert "lower train.lr or scratch.lr_mult" in error
+    outputs = [
+        paths.checkpoint("scratch"),
+        paths.train_metrics("scratch"),
+        paths.history("scratch"),
+        paths.provenance("train_scratch"),
+        paths.PLOTS / "learning_curves_scratch.png",
+    ]
+    assert [path for path in outputs if path.exists()] == []

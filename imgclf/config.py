@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -48,6 +48,23 @@ PositiveInt = Annotated[int, Field(gt=0)]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_none(cls, values: Any) -> Any:
+        """`dvc exp run -S transfer.precision=` writes an empty string; for a key that may be
+        left empty (null in params.yaml) that is what it means."""
+        if not isinstance(values, dict):
+            return values
+        return {
+            key: None if value == "" and cls._may_be_empty(key) else value
+            for key, value in values.items()
+        }
+
+    @classmethod
+    def _may_be_empty(cls, key: str) -> bool:
+        field = cls.model_fields.get(key)
+        return field is not None and type(None) in get_args(field.annotation)
 
 
 class DataParams(Section):
@@ -175,7 +192,9 @@ class TransferParams(ModelParams):
     @field_validator("weights")
     @classmethod
     def _weights_file_for_timm_only(cls, weights: str | None, info: ValidationInfo) -> str | None:
-        arch, pretrained = info.data.get("arch", ""), info.data.get("pretrained", True)
+        if "arch" not in info.data:  # its own error says what is wrong
+            return weights
+        arch, pretrained = info.data["arch"], info.data.get("pretrained", True)
         if weights is not None and not arch.startswith(TIMM_PREFIX):
             raise ValueError(
                 "a local weights file is read for timm/<name> architectures only, not "

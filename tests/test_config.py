@@ -54,6 +54,23 @@ def test_a_bad_value_stops_with_the_key_named(
     assert key in message and words in message, message
 
 
+def test_an_empty_value_as_dvc_writes_it_is_an_empty_key(tmp_path: Path) -> None:
+    # `dvc exp run -S transfer.precision=` writes '', where params.yaml leaves a key empty.
+    path = params_file(tmp_path, transfer__precision="", submission__labels_file="")
+    assert "precision: ''" in path.read_text()
+    params = load_params(path)
+    assert params.transfer.precision is None and params.submission.labels_file is None
+    with pytest.raises(UserError, match=r"train\.precision"):  # a key that may not be empty
+        load_params(params_file(tmp_path, train__precision=""))
+
+
+def test_an_unknown_architecture_is_the_one_error_about_it(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as raised:
+        load_params(params_file(tmp_path, transfer__arch="nope", transfer__weights="w.pt"))
+    assert "transfer.arch: unknown architecture 'nope'" in str(raised.value)
+    assert "transfer.weights" not in str(raised.value)
+
+
 def test_a_missing_key_is_named(tmp_path: Path) -> None:
     text = (ROOT / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(re.sub(r"\n  patience:[^\n]*", "", text))

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench import without_dvc
 from bench.machine import describe, run_measured
-from bench.workspace import copy_project, load_profile, parse_settings, write_params
+from bench.workspace import ROOT, copy_project, flatten, load_profile, parse_settings, write_params
 from imgclf.config import read_yaml
 from imgclf.submission import DEFAULT_LABELS_FILE
 
@@ -65,7 +65,7 @@ def main() -> None:
     write_submissions(pipeline, args.out)
     pipeline_minutes = (time.perf_counter() - started) / 60
     if args.original:
-        rows.append(original_row(pipeline))
+        rows.append(original_row(pipeline, profile))
 
     table = results_table(rows)
     report = (
@@ -122,10 +122,13 @@ class Pipeline:
             return run_measured(exp_run(name, params), self.project)
         return self._run_stages(params, without_dvc.stages_for(self.project, REPORTED))
 
-    def rerun(self, name: str, params: dict, stage: str) -> None:
-        """`stage` again with `params` set, the stages before it being up to date."""
+    def rerun(self, name: str, params: dict, stage: str, upstream: bool = False) -> None:
+        """`stage` again with `params` set. DVC reruns the stages before it whose parameters
+        changed; without it, `upstream` runs them all again (else they must be up to date)."""
         if not self.without_dvc:
             run_measured(exp_run(name, params, (stage,)), self.project)
+        elif upstream:
+            self._run_stages(params, without_dvc.stages_for(self.project, (stage,)))
         else:
             self._run_stages(params, [stage])
 
@@ -151,11 +154,12 @@ def metrics(project: Path, name: str) -> dict:
 
 
 def model_row(project: Path, name: str) -> dict:
+    from imgclf import checkpoint, paths
+
     tested = metrics(project, "evaluate")[name]
-    params = read_yaml(project / "params.yaml")
-    size = params[name]["input_size"] or params["data"]["image_size"]
+    built = checkpoint.load(project / paths.checkpoint(name))["architecture"]
     return {
-        "model": f"{name} ({params[name]['arch']}, {size} px)",
+        "model": f"{name} ({built['arch']}, {built['image_size']} px)",
         "test accuracy": f"{tested['test_acc']:.2%}",
         "macro F1": f"{tested['test_f1']:.4f}",
         **training_columns(project, name),
@@ -194,9 +198,32 @@ def write_submissions(pipeline: Pipeline, out: Path) -> None:
         shutil.copyfile(project / "data/submission.csv", out / f"submission-{other}.csv")
 
 
-def original_row(pipeline: Pipeline) -> dict:
-    """The notebook's network and settings (bench/profiles/original.yaml), trained by the
-    train_scratch stage and scored by the evaluate stage's code on the same test split."""
+# How the machine runs a training: the profile's, for the original's row too.
+RUNTIME_KEYS = {
+    *(f"train.{key}" for key in ("device", "cpu_threads", "nproc", "num_workers")),
+    *(f"train.{key}" for key in ("data_on_device", "deterministic", "precision", "compile")),
+    "scratch.precision",
+}
+
+
+def original_settings(profile: dict) -> dict:
+    """The notebook's settings (bench/profiles/original.yaml) over params.yaml's defaults:
+    each training, augmentation and scratch key the profile set goes back to its default
+    (the original's augmentation, no moving average, the lowest validation loss kept), since
+    the rerun starts from the profile's workspace. The data, the split and the runtime stay
+    the profile's."""
+    defaults = flatten(read_yaml(ROOT / "params.yaml"))
+    recipe = [
+        key
+        for key in profile
+        if key.split(".")[0] in ("train", "augment", "scratch") and key not in RUNTIME_KEYS
+    ]
+    return {key: defaults[key] for key in recipe} | load_profile("original")
+
+
+def original_row(pipeline: Pipeline, profile: dict) -> dict:
+    """The notebook's network and settings, trained by the train_scratch stage and scored
+    by the evaluate stage's code on the test split."""
     from imgclf import paths
     from imgclf.cache import ImageCache
     from imgclf.evaluate import load_trained, predict
@@ -204,7 +231,7 @@ def original_row(pipeline: Pipeline) -> dict:
     from imgclf.scores import score
 
     project = pipeline.project
-    pipeline.rerun("original", load_profile("original"), "train_scratch")
+    pipeline.rerun("original", original_settings(profile), "train_scratch", upstream=True)
     data = load_split_data(project / paths.MANIFEST, project / paths.SPLIT)
     trained = load_trained(project / paths.checkpoint("scratch"))
     logits = predict(trained, ImageCache(project / paths.CACHE), data.indices("test"), 256, False)

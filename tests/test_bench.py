@@ -18,8 +18,11 @@ import torch
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
 from bench.resolution import main as resolution_main
+from bench.run import model_row, original_settings
 from bench.throughput import WARMUP, bound_rate, endless, heading, warmup_steps
+from bench.workspace import flatten, load_profile
 from imgclf import checkpoint, paths
+from imgclf.config import read_yaml
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run
 from tests.conftest import ONE_THREAD, ROOT, run, run_stage, set_options
@@ -192,6 +195,39 @@ def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_para
     assert len(untimed) % len(batches) == 0 and len(untimed) > WARMUP
     next_epoch = len(untimed) // len(batches) + 1
     assert torch.equal(next(drawn)[1], next(batches.epoch(next_epoch))[1])
+
+
+def test_a_models_row_names_the_size_it_trained_at(tmp_path: Path) -> None:
+    # A timm backbone trains at its weights' own size when transfer.input_size is empty.
+    built = {"arch": "timm/resnet18.a1_in1k", "image_size": 224}
+    checkpoint.save(tmp_path / paths.checkpoint("transfer"), {"architecture": built})
+    written = {
+        "evaluate": {"transfer": {"test_acc": 0.5, "test_f1": 0.5}},
+        "train_transfer": {"transfer": {"epochs_trained": 1}},
+        "timing/train_transfer": {"transfer": {"train_s": 60, "images_per_s": 9, "peak_rss_mb": 1}},
+    }
+    for name, content in written.items():
+        path = tmp_path / paths.METRICS / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content))
+    assert model_row(tmp_path, "transfer")["model"] == "transfer (timm/resnet18.a1_in1k, 224 px)"
+
+
+def test_the_original_row_trains_as_the_notebook_did_whatever_the_profile() -> None:
+    # The row's run starts from the profile's workspace: none of its recipe may stay behind.
+    profile = load_profile("cpu") | {"train.cpu_threads": 1, "data.train_dir": "seg/train"}
+    settings = original_settings(profile)
+    defaults = flatten(read_yaml(ROOT / "params.yaml"))
+    recipe = (
+        "augment.rotation",
+        "augment.zoom",
+        "train.ema_decay",
+        "train.select",
+        "scratch.width",
+    )
+    assert {key: settings[key] for key in recipe} == {key: defaults[key] for key in recipe}
+    assert settings | load_profile("original") == settings  # the notebook's own settings win
+    assert "train.cpu_threads" not in settings and "data.train_dir" not in settings
 
 
 def test_the_throughput_bound_is_timed_after_its_warm_up() -> None:

@@ -136,6 +136,17 @@ class TrainParams(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _mixed_batches_pair_up(self) -> TrainParams:
+        per_process = self.batch_size // self.nproc
+        if (self.mixup or self.cutmix) and per_process % 2:
+            raise ValueError(
+                f"train.mixup and train.cutmix mix each image with another of its batch, so a "
+                f"process's batch must be even, not {per_process} (train.batch_size / "
+                "train.nproc): an odd one would never be mixed"
+            )
+        return self
+
 
 class AugmentParams(Section):
     policy: Literal["keras", "trivialaugment"]

@@ -35,6 +35,7 @@ def test_an_exponent_as_dvc_writes_it_back_is_a_number(tmp_path: Path) -> None:
     ("change", "key", "words"),
     [
         ({"train__lrr": 0.1}, "train.lrr", "unknown key"),
+        ({"train__mixup": 0.2, "train__batch_size": 63}, "train.mixup", "must be even, not 63"),
         ({"train__batch_size": "abc"}, "train.batch_size", "integer"),
         ({"train__batch_size": 0}, "train.batch_size", "greater than 0"),
         ({"train__lr": -0.1}, "train.lr", "greater than 0"),

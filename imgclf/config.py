@@ -41,6 +41,8 @@ TRANSFER_ARCHS = (
     "mobilenet_v3_large",
 )
 TIMM_PREFIX = "timm/"  # transfer.arch timm/<name>: any timm model (checked by validate)
+# Their downsampling leaves nothing of a smaller input (the others run from 8 px up).
+SMALLEST_INPUT = {"vgg16": 32, "convnext_tiny": 32}
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -249,6 +251,18 @@ class Params(Section):
     def model(self, name: Literal["scratch", "transfer"]) -> ModelParams:
         return self.scratch if name == "scratch" else self.transfer
 
+    @model_validator(mode="after")
+    def _input_large_enough(self) -> Params:
+        smallest = SMALLEST_INPUT.get(self.transfer.arch, 0)
+        size = self.transfer.input_size or self.data.image_size
+        if size < smallest:
+            key = "transfer.input_size" if self.transfer.input_size else "data.image_size"
+            raise ValueError(
+                f"{key}: {self.transfer.arch} needs images of at least {smallest} px, not "
+                f"{size}: set transfer.input_size to {smallest} or more"
+            )
+        return self
+
 
 def read_yaml(path: Path) -> Any:
     """Read YAML 1.2, so that `1e-05` (as DVC writes 1e-5 back) is a number."""
@@ -273,14 +287,18 @@ def describe(error: ValidationError) -> str:
     """One line per problem, each naming the key (`train.lr: ...`)."""
     lines = []
     for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in problem["loc"])
         if problem["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key{_did_you_mean(problem['loc'])}")
         elif problem["type"] == "missing":
             lines.append(f"{key}: missing; every parameter must be set in params.yaml")
         else:
             message = problem["msg"].removeprefix("Value error, ")
-            lines.append(f"{key}: {message} (got {problem.get('input')!r})")
+            value = problem.get("input")
+            if isinstance(value, dict):  # a check across keys: its message names them
+                lines.append(message)
+            else:
+                lines.append(f"{key}: {message} (got {value!r})")
     return "; ".join(lines)
 
 

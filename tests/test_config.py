@@ -36,6 +36,8 @@ def test_an_exponent_as_dvc_writes_it_back_is_a_number(tmp_path: Path) -> None:
     [
         ({"train__lrr": 0.1}, "train.lrr", "unknown key"),
         ({"train__mixup": 0.2, "train__batch_size": 63}, "train.mixup", "must be even, not 63"),
+        ({"transfer__arch": "vgg16", "data__image_size": 16}, "data.image_size", "at least 32"),
+        ({"transfer__arch": "convnext_tiny", "transfer__input_size": 24}, "input_size", "32"),
         ({"train__batch_size": "abc"}, "train.batch_size", "integer"),
         ({"train__batch_size": 0}, "train.batch_size", "greater than 0"),
         ({"train__lr": -0.1}, "train.lr", "greater than 0"),

@@ -148,11 +148,11 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 @exit_on_user_error
 def main() -> None:
     args = parse_args(sys.argv[1:])
+    model = load_model(args.model, args.threads)  # first: a wrong model path is told at once
     skipped: list[tuple[Path, str]] = []
     files = image_files(args.paths, skipped)
     if not files:
         raise UserError(f"no image files in {', '.join(str(p) for p in args.paths)}")
-    model = load_model(args.model, args.threads)
     with _output(args.out) as out:
         labelled = classify(
             model, files, out, args.top_k, args.batch_size, args.max_pixels, skipped

@@ -93,7 +93,10 @@ def load_model(path: Path, threads: int | None = None) -> Loaded:
     CPU arithmetic is pinned as the pipeline pinned it (train.deterministic), on `threads`
     threads (default: train.cpu_threads as it was when the model was trained or exported)."""
     if not path.is_file():
-        raise UserError(f"{path}: no such model file")
+        raise UserError(
+            f"{path}: no such model file; the pipeline writes models/<model>.pt and "
+            "models/export/<model>.onnx (`make demo`, or `dvc repro export`)"
+        )
     if path.suffix == ".onnx":
         card = read_card(path)
         runtime = card["runtime"]

@@ -79,6 +79,14 @@ def test_a_missing_path_stops_with_one_line(repro_project: Path) -> None:
     assert result.stderr.strip() == "error: no/such/folder: no such file or folder"
 
 
+def test_a_missing_model_says_what_writes_one(repro_project: Path) -> None:
+    command = [sys.executable, "-m", "imgclf.classify", "models/export/none.onnx", "data/demo"]
+    result = run(command, repro_project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: models/export/none.onnx: no such model file;")
+    assert "`dvc repro export`" in result.stderr
+
+
 def test_an_onnx_file_without_its_card_stops_with_one_line(
     repro_project: Path, tmp_path: Path
 ) -> None:

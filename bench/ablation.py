@@ -55,11 +55,12 @@ def planned_runs(
     """Each run's label and the settings it passes to `dvc exp run`: the profile, then each
     change on top of it, then the profile with `second_seed`. Every key that any change
     touches is set in every run (to the profile's value, else params.yaml's), because the
-    runs share one workspace: a change must not stay behind in the runs after it."""
+    runs share one workspace: a change must not stay behind in the runs after it. A change
+    the profile already has (an ingredient it leaves off) gets no run."""
     baseline = {key: defaults[key] for key in changed_keys(changes)} | profile
     return [
         ("the profile", baseline),
-        *((label, baseline | change) for label, change in changes),
+        *((label, baseline | change) for label, change in changes if baseline | change != baseline),
         (f"the profile, seed {second_seed}", baseline | {"seed": second_seed}),
     ]
 
@@ -122,6 +123,10 @@ def main() -> None:
         parser.error(f"not keys of params.yaml: {', '.join(unknown)}")
     profile = load_profile(args.profile) | overrides
     plan = planned_runs(profile, defaults, changes, args.second_seed)
+    planned = {label for label, _ in plan}
+    already = [label for label, _ in changes if label not in planned]
+    if already:
+        explained += f" (none for {', '.join(already)}: the profile has it so already)"
     header = (
         f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
         f"Machine: {describe()}\n\n"

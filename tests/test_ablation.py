@@ -32,6 +32,16 @@ def test_every_run_sets_each_key_any_variant_changes_so_none_stays_behind() -> N
     assert plan[3][1] == baseline | {"seed": 1}
 
 
+def test_an_ingredient_the_profile_leaves_off_gets_no_run() -> None:
+    changes = [("without decay", {"train.weight_decay": 0.0}), variant("scratch.width=40")]
+    plan = planned_runs({"train.weight_decay": 0.0}, DEFAULTS, changes, second_seed=1)
+    assert [label for label, _ in plan] == [
+        "the profile",
+        "with scratch.width=40",
+        "the profile, seed 1",
+    ]
+
+
 def test_a_variant_reads_its_values_as_yaml() -> None:
     assert variant("train.deterministic=false,scratch.input_size=null") == (
         "with train.deterministic=false,scratch.input_size=null",

@@ -31,7 +31,8 @@ def reported(folder: Path) -> dict[str, str]:
         match = re.search(rf"^\| {model}\b[^|]*\| (\d+\.\d+)%", report, re.MULTILINE)
         if match:
             figures[model] = match[1]
-    minutes = re.search(r"^Whole pipeline \(prepare to submission\): (\d+\.\d) min", report, re.M)
+    pipeline = r"^Whole pipeline \(prepare to submission(?: and the export)?\): (\d+\.\d) min"
+    minutes = re.search(pipeline, report, re.MULTILINE)
     if minutes:
         figures["minutes"] = minutes[1]
     return figures

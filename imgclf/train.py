@@ -156,7 +156,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         train_loss, train_acc = train_one_epoch(run, net, epoch)
         train_seconds += time.perf_counter() - epoch_started
         images_seen += run.train_batches.images
-        val_loss, val_acc = validate(run, epoch)
+        val_loss, val_acc = validation_scores(run, epoch)
         stop_if_diverged(name, epoch, train_loss, val_loss)
         row = {
             "epoch": epoch,
@@ -392,7 +392,7 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
     return loss_sum / total, correct / total
 
 
-def validate(run: Run, epoch: int) -> tuple[float, float]:
+def validation_scores(run: Run, epoch: int) -> tuple[float, float]:
     """The kept weights' validation loss and accuracy, over every process's shard."""
     share_rank_zero_buffers(run)
     return loss_and_accuracy(run.kept_model, run.val_batches.epoch(epoch), run.device, run.bfloat16)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from imgclf.config import Params
-from imgclf.images import ANALYSIS_SIZE, UnusableImage, decode_image
+from imgclf.images import ANALYSIS_SIZE, UnusableImage, decode_image, to_rgb
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import Sample, read_manifest
 from tests.conftest import ROOT, read_yaml, run
@@ -196,3 +196,11 @@ def test_max_image_pixels_rules_below_pillows_own_hard_limit() -> None:
     assert "bomb" not in str(raised.value)  # allowed by the parameter: rejected as truncated
     with pytest.raises(UnusableImage, match=r"over prepare\.max_image_pixels"):
         decode_image(header_only, [8], 50_000_000)
+
+
+@pytest.mark.parametrize(("value", "grey"), [(0.5, 128), (1.0, 255), (200.0, 200)])
+def test_a_float_image_is_read_in_its_own_range(value: float, grey: int) -> None:
+    # Scientific and HDR tools save floats from 0 to 1; others keep 0 to 255.
+    picture = Image.fromarray(np.full((8, 8), value, np.float32))
+    assert picture.mode == "F"
+    assert np.abs(np.asarray(to_rgb(picture), dtype=int) - grey).max() <= 1

@@ -15,10 +15,10 @@ from typing import get_args
 from imgclf.config import DataParams, SubmissionParams
 from imgclf.errors import UserError
 from imgclf.paths import MODEL_NAMES, ModelName
+from imgclf.wording import listed
 
 DEFAULT_LABELS_FILE = "predict_labels.csv"  # what submission.labels_file: auto looks for
 ID_FROM = get_args(SubmissionParams.model_fields["id_from"].annotation)  # stem, name, path
-LISTED = 5  # files named in a message
 
 
 def choose_model(choice: str, val_acc: dict[ModelName, float]) -> str:
@@ -51,14 +51,12 @@ def check_unique_ids(paths: list[str], id_from: str) -> None:
     }
     if not clashes:
         return
-    named = "; ".join(
-        f"{' and '.join(files)} share the id {ident!r}"
-        for ident, files in list(clashes.items())[:LISTED]
+    named = listed(
+        [f"{' and '.join(files)} share the id {ident!r}" for ident, files in clashes.items()]
     )
-    more = f" ({len(clashes) - LISTED} more ids are shared)" if len(clashes) > LISTED else ""
     unique = unique_id_options(paths)
     raise UserError(
-        f"submission.id_from: {id_from} gives predict files the same id: {named}{more}. Set "
+        f"submission.id_from: {id_from} gives predict files the same id: {named}. Set "
         f"submission.id_from: {' or '.join(unique)} to give each file its own id, or rename "
         "the files"
     )

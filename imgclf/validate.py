@@ -20,8 +20,7 @@ from imgclf.samples import Sample
 from imgclf.split import assign_splits
 from imgclf.submission import check_ids_labelled, check_unique_ids, labels_file
 from imgclf.timm_names import check_timm_backbone
-
-LISTED = 5  # broken links named in the message
+from imgclf.wording import listed
 
 
 def validate(params: Params) -> dict[str, Any]:
@@ -68,8 +67,7 @@ def refuse_broken_links(root: Path) -> None:
             if path.is_symlink() and not path.exists():
                 broken.append(f"{path} -> {os.readlink(path)}")
     if broken:
-        more = f" and {len(broken) - LISTED} more" if len(broken) > LISTED else ""
         raise UserError(
-            f"data.root: broken symbolic links, which DVC cannot hash: "
-            f"{'; '.join(broken[:LISTED])}{more}. Remove them or restore what they point to"
+            f"data.root: broken symbolic links, which DVC cannot hash: {listed(broken)}. "
+            "Remove them or restore what they point to"
         )

@@ -12,7 +12,6 @@ from imgclf.models import mean_probability_logits
 from imgclf.runtime import pin_cpu_arithmetic
 from imgclf.samples import load_split_data, read_manifest
 from imgclf.submission import (
-    LISTED,
     check_unique_ids,
     choose_model,
     labels_file,
@@ -20,7 +19,7 @@ from imgclf.submission import (
     score_against,
     submission_id,
 )
-from imgclf.wording import counted
+from imgclf.wording import counted, listed
 
 
 @exit_on_user_error
@@ -75,11 +74,10 @@ def warn_left_out(left_out: list[tuple[str, str]], predict_dir: str) -> None:
     """Name the predict files prepare rejected: the submission has no row for them."""
     if not left_out:
         return
-    named = "; ".join(f"{path} ({reason})" for path, reason in left_out[:LISTED])
-    more = f"; and {len(left_out) - LISTED} more" if len(left_out) > LISTED else ""
+    named = listed([f"{path} ({reason})" for path, reason in left_out])
     print(
         f"warning: {counted(len(left_out), 'file')} in {predict_dir}/ left out of the "
-        f"submission, which prepare rejected: {named}{more} (all in {paths.REJECTED})"
+        f"submission, which prepare rejected: {named} (all in {paths.REJECTED})"
     )
 
 

@@ -1,10 +1,10 @@
-"""Messages with a count read right for one as for many."""
+"""Messages with a count or a list read right for one as for many."""
 
 from __future__ import annotations
 
 import pytest
 
-from imgclf.wording import counted
+from imgclf.wording import LISTED, counted, listed
 
 
 @pytest.mark.parametrize(
@@ -13,3 +13,9 @@ from imgclf.wording import counted
 )
 def test_counted_is_singular_for_exactly_one(count: int, noun: str, words: str) -> None:
     assert counted(count, noun) == words
+
+
+def test_a_long_list_names_its_first_items_and_counts_the_rest() -> None:
+    assert listed(["a", "b"]) == "a; b"
+    names = [str(n) for n in range(LISTED + 2)]
+    assert listed(names) == "; ".join(names[:LISTED]) + " and 2 more"

@@ -77,20 +77,27 @@ def decode_image(
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB: 16-bit scaled to 8, floats from their range (0 to 1, or
     to 255), transparency composited on white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         pixels = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode != "I" or pixels.max() > 255 else 255.0
+        top = full_scale(image.mode, pixels.max())
         image = Image.fromarray((pixels * (255.0 / top)).clip(0, 255).astype(np.uint8))
-    elif image.mode == "F":  # floats: from 0 to 1 (as most tools write them), else to 255
-        pixels = np.asarray(image, dtype=np.float64)
-        top = 1.0 if pixels.max() <= 1.0 else 255.0
-        image = Image.fromarray((pixels * (255.0 / top)).round().clip(0, 255).astype(np.uint8))
     if image.mode in ("P", "L", "RGB") and "transparency" in image.info:
         image = image.convert("RGBA")  # a transparent palette index or colour (PNG tRNS)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
     return image.convert("RGB")
+
+
+def full_scale(mode: str, largest: float) -> float:
+    """The value white has in a single-channel image of this Pillow mode: 65535 in 16 bits;
+    a 32-bit integer image holds 16- or 8-bit values; floats run to 1 (as most tools write
+    them) or to 255."""
+    if mode == "F":
+        return 1.0 if largest <= 1.0 else 255.0
+    if mode == "I":
+        return 65535.0 if largest > 255 else 255.0
+    return 65535.0
 
 
 def fingerprint(analysis: np.ndarray) -> tuple[int, np.ndarray]:

@@ -205,8 +205,14 @@ def write_submissions(pipeline: Pipeline, out: Path) -> None:
 
 # How the machine runs a training: the profile's, for the original's row too.
 RUNTIME_KEYS = {
-    *(f"train.{key}" for key in ("device", "cpu_threads", "nproc", "num_workers")),
-    *(f"train.{key}" for key in ("data_on_device", "deterministic", "precision", "compile")),
+    "train.device",
+    "train.cpu_threads",
+    "train.nproc",
+    "train.num_workers",
+    "train.data_on_device",
+    "train.deterministic",
+    "train.precision",
+    "train.compile",
     "scratch.precision",
 }
 

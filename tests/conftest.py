@@ -35,6 +35,17 @@ TINY = {
 }
 
 
+# The demo at 16 px, 8 images a class, two short epochs: one training stage in seconds, in the
+# test's own process (the workdir fixture's keyword form).
+SMALL_DEMO = {
+    "data__root": str(ROOT / "data/demo"),
+    "data__image_size": 16,
+    "split__max_train_per_class": 8,
+    "train__epochs": 2,
+    "train__batch_size": 16,
+}
+
+
 def set_options(settings: dict[str, Any]) -> list[str]:
     """The benchmark commands' `--set KEY=VALUE` options for `settings`."""
     return [option for key, value in settings.items() for option in ("--set", f"{key}={value}")]

@@ -16,7 +16,7 @@ import torch
 
 from imgclf import paths, train
 from imgclf.checkpoint import weights_digest
-from tests.conftest import ROOT, make_project, run, run_stage
+from tests.conftest import SMALL_DEMO, make_project, run, run_stage
 
 pytestmark = pytest.mark.slow
 
@@ -201,11 +201,7 @@ def test_a_streamed_run_resumed_after_its_first_epoch_ends_as_an_unbroken_one(
     # A loader worker, and Kornia's draws from torch's global generator: the loader made
     # anew at the resumed epoch must leave that generator as the unbroken run's left it.
     workdir(
-        data__root=str(ROOT / "data/demo"),
-        data__image_size=16,
-        split__max_train_per_class=8,
-        train__epochs=2,
-        train__batch_size=16,
+        **SMALL_DEMO,
         train__data_on_device=False,
         train__num_workers=1,
         scratch__width=8,

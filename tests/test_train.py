@@ -5,18 +5,14 @@ from __future__ import annotations
 import pytest
 
 from imgclf import paths
-from tests.conftest import ROOT, run_stage
+from tests.conftest import SMALL_DEMO, run_stage
 
 
 def test_a_run_whose_loss_diverges_stops_with_a_message_and_writes_no_outputs(
     workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workdir(
-        data__root=str(ROOT / "data/demo"),
-        data__image_size=16,
-        split__max_train_per_class=8,
-        train__epochs=2,
-        train__batch_size=16,
+        **SMALL_DEMO,
         train__lr=10,  # far too high: the loss is not a number within the first epoch
         train__optimizer="sgd",
         scratch__arch="original",

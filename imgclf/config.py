@@ -19,6 +19,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -287,7 +288,7 @@ def describe(error: ValidationError) -> str:
     """One line per problem, each naming the key (`train.lr: ...`)."""
     lines = []
     for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"])
+        key = _dotted(problem["loc"])
         if problem["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key{_did_you_mean(problem['loc'])}")
         elif problem["type"] == "missing":
@@ -298,16 +299,41 @@ def describe(error: ValidationError) -> str:
             if isinstance(value, dict):  # a check across keys: its message names them
                 lines.append(message)
             else:
-                lines.append(f"{key}: {message} (got {value!r})")
+                lines.append(f"{key}: {message} (got {value!r}){_how_to_unset(problem, value)}")
     return "; ".join(lines)
+
+
+def _how_to_unset(problem: ErrorDetails, value: Any) -> str:
+    """For a key that may be empty, given a word for nothing that YAML reads as text (`-S
+    scratch.input_size=none`): what does leave it empty."""
+    section, field = _section_model(problem["loc"][:-1]), problem["loc"][-1]
+    nullable = section is not None and section._may_be_empty(str(field))
+    if nullable and isinstance(value, str) and value.strip().lower() in ("none", "nil"):
+        return f"; to leave it empty write null (`dvc exp run -S {_dotted(problem['loc'])}=null`)"
+    return ""
+
+
+def _section_model(section: tuple[int | str, ...]) -> type[Section] | None:
+    """The model of the section at this location in params.yaml (None: not a section)."""
+    model: Any = Params
+    for part in section:
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None:
+            return None
+        model = field.annotation
+    return model if isinstance(model, type) and issubclass(model, Section) else None
+
+
+def _dotted(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location)
 
 
 def _did_you_mean(location: tuple[int | str, ...]) -> str:
     """For an unknown key, the known key it is closest to, or the section's keys."""
     *section, unknown = (str(part) for part in location)
-    model: type[BaseModel] = Params
-    for part in section:
-        model = model.model_fields[part].annotation  # type: ignore[assignment]
+    model = _section_model(tuple(section))
+    if model is None:
+        return ""
     known = list(model.model_fields)
     prefix = "".join(f"{part}." for part in section)
     close = difflib.get_close_matches(unknown, known, n=1)

@@ -46,6 +46,7 @@ def test_an_exponent_as_dvc_writes_it_back_is_a_number(tmp_path: Path) -> None:
         ({"scratch__arch": "resnet9000"}, "scratch.arch", "known: original, resnet"),
         ({"transfer__arch": "vgg17"}, "transfer.arch", "efficientnet_lite0"),
         ({"check__fail_on_leakage": "maybe"}, "check.fail_on_leakage", "boolean"),
+        ({"scratch__input_size": "none"}, "scratch.input_size", "-S scratch.input_size=null"),
     ],
 )
 def test_a_bad_value_stops_with_the_key_named(

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from imgclf.config import Params
+from imgclf.config import Params, TransferParams
 from imgclf.errors import UserError
 from imgclf.layout import check_trainable, scan
 from imgclf.samples import Sample
@@ -26,6 +26,8 @@ from imgclf.wording import listed
 def validate(params: Params) -> dict[str, Any]:
     """Check the data folder against the parameters; return what was found there."""
     check_timm_backbone(params.transfer)
+    if warning := frozen_random_weights(params.transfer):
+        print(f"warning: {warning}")
     root = Path(params.data.root)
     if root.is_dir():
         refuse_broken_links(root)
@@ -45,6 +47,27 @@ def validate(params: Params) -> dict[str, Any]:
         "classes": sorted({c.label for c in found.candidates if c.source == "train"}),
         "labels_file": str(truth) if truth else None,
     }
+
+
+def frozen_random_weights(transfer: TransferParams) -> str | None:
+    """Freezing keeps a backbone's ImageNet weights; with transfer.pretrained false it keeps
+    random ones, which learn nothing. Said, not refused: a test of the freezing may want it."""
+    frozen = [
+        key
+        for key, on in (
+            ("freeze_backbone", transfer.freeze_backbone),
+            ("frozen_epochs", transfer.frozen_epochs > 0),
+            ("frozen_share", transfer.frozen_share > 0),
+        )
+        if on
+    ]
+    if transfer.pretrained or not frozen:
+        return None
+    keys = " and ".join(f"transfer.{key}" for key in frozen)
+    return (
+        f"the backbone is frozen ({keys}) with random weights (transfer.pretrained is "
+        "false): set transfer.pretrained to true, or leave the backbone unfrozen"
+    )
 
 
 def check_submission_ids(predict: list[str], truth: Path | None, params: Params) -> None:

@@ -153,3 +153,20 @@ def test_a_labels_file_with_some_of_the_ids_is_a_warning(
     assert "1 of 2 (e.g. 'picture_11'); the submission is scored on the other 1" in (
         capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({"transfer__pretrained": False, "transfer__frozen_epochs": 2}, True),
+        ({"transfer__pretrained": False, "transfer__frozen_share": 0.5}, True),
+        ({"transfer__pretrained": False}, False),
+        ({"transfer__frozen_epochs": 2}, False),
+    ],
+)
+def test_a_frozen_backbone_without_pretrained_weights_is_a_warning(
+    tmp_path: Path, params_for, capsys: pytest.CaptureFixture[str], overrides: dict, warned: bool
+) -> None:
+    validate(params_for(write_data_set(tmp_path / "photos", TWO_CLASSES), **overrides))
+    out = capsys.readouterr().out
+    assert ("is frozen (transfer.frozen_" in out) is warned, out

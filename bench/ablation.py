@@ -2,7 +2,9 @@
 the profile as it is, then the same with one change at a time, each a `dvc exp run` in one
 temporary project (so only the stages a change touches run again), and the profile with a
 second seed for the noise. A Markdown table: each model's and the ensemble's test accuracy,
-the change against the profile in points, and the minutes each run took.
+the change against the profile in points, and the minutes each run took. With --without-dvc
+(a machine without DVC, such as a lent GPU machine) each run is the whole pipeline, run by
+its stages' commands (bench/without_dvc.py).
 
     python bench/ablation.py --data ../shared/datasets/intel-scenes --profile proxy --out OUT
     python bench/ablation.py --data DIR --profile cpu --out OUT \\
@@ -25,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/ablation.py`
 
-from bench.machine import describe, run_measured
-from bench.run import data_view, exp_run, metrics
+from bench.machine import describe
+from bench.run import Pipeline, data_view, metrics
 from bench.workspace import ROOT, copy_project, flatten, load_profile, parse_settings
 from imgclf.atomic import write_text
 from imgclf.config import read_yaml
@@ -100,6 +102,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--second-seed", type=int, default=1)
     parser.add_argument(
+        "--without-dvc", action="store_true", help="run the stages by their commands, no DVC"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override the profile"
     )
     parser.add_argument(
@@ -131,9 +136,8 @@ def main() -> None:
         f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
         f"Machine: {describe()}\n\n"
         f"{explained} (its change: this row minus the profile, in points; a positive change "
-        "means the row does better than the profile). The minutes are of that `dvc exp run`, "
-        "which reruns only the stages the change touches. The last row is the profile with "
-        "another seed: changes smaller than its own are noise.\n\n"
+        f"means the row does better than the profile). {minutes_of(args.without_dvc)} The "
+        "last row is the profile with another seed: changes smaller than its own are noise.\n\n"
     )
     command = f"Command: `python bench/ablation.py {' '.join(sys.argv[1:])}`\n"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -141,21 +145,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         data = data_view(args.data.resolve(), work / "data")
-        project = copy_project(work / "project", {"data.root": str(data)})
+        project = copy_project(work / "project", {"data.root": str(data)}, not args.without_dvc)
+        pipeline = Pipeline(project, args.without_dvc)
+        runner = "its stages" if args.without_dvc else "dvc exp run"
         for number, (label, settings) in enumerate(plan):
             started = time.perf_counter()
             try:
-                run_measured(exp_run(f"ablation-{number}", settings), project)
+                pipeline.run(f"ablation-{number}", settings)
             except subprocess.CalledProcessError as error:
                 kept = f"{args.out / REPORT} holds the {len(runs)} runs before it"
                 raise SystemExit(
-                    f"the run '{label}' failed (dvc exp run exited {error.returncode}; its "
+                    f"the run '{label}' failed ({runner} exited {error.returncode}; its "
                     f"output is above); {kept if runs else 'no run finished before it'}"
                 ) from None
             runs.append((label, (time.perf_counter() - started) / 60, accuracies(project)))
             report = f"{header}{results_table(runs)}\n\n{command}"
             write_text(args.out / REPORT, report)  # each run's row kept, whatever follows
     print(report)
+
+
+def minutes_of(without_dvc: bool) -> str:
+    if without_dvc:
+        return "The minutes are of the whole pipeline, every stage run by its command."
+    return "The minutes are of that `dvc exp run`, which reruns only the stages the change touches."
 
 
 if __name__ == "__main__":

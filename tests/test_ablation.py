@@ -3,6 +3,8 @@ end on the demo data with the tiny profile (real DVC, real training)."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +103,25 @@ def test_the_variant_command_keeps_a_row_per_finished_run_when_a_later_one_fails
     assert rows[0].count("(+0.00)") == 3
     assert "Machine: " in report and "--variant train.lr=-1" in report
     assert run(["git", "status", "--porcelain"], ROOT).stdout == workspace_before
+
+
+@pytest.mark.slow
+def test_without_dvc_each_run_is_the_whole_pipeline_by_its_commands(tmp_path: Path) -> None:
+    venv_bin = str(Path(sys.executable).parent)  # where dvc is installed: out of reach
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    command = [sys.executable, "bench/ablation.py", "--without-dvc", "--data", "data/demo"]
+    command += ["--profile", "tiny", *set_options({"split.max_train_per_class": 10, **ONE_THREAD})]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path), "--variant", "train.lr=-1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PATH": path},
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "the run 'with train.lr=-1' failed (its stages exited 1" in result.stderr
+    assert result.stdout.count("Running stage 'prepare'") == 1  # the failed run stopped first
+    report = (tmp_path / "ablation.md").read_text()
+    assert "every stage run by its command" in report
+    assert re.search(r"\| the profile \| [\d.]+ \| \d+\.\d\d % \(\+0\.00\) \|", report), report

@@ -127,7 +127,8 @@ def main() -> None:
         "",
         f"- submitted model: {model}; the export agrees with PyTorch on "
         f"{exported['agreement']:.2%} of {exported['test_images']} test images, largest "
-        f"probability difference {exact:.3g} (metrics: below {exported['max_prob_diff_below']:g})",
+        f"probability difference {exact:.3g} (metrics: to "
+        f"{exported['prob_agreement_decimals']} decimals)",
         f"- classify {onnx} on {params.data.predict_dir}/: {same} of {len(expected)} labels "
         "as in the submission",
         "",

@@ -19,7 +19,7 @@ from imgclf.inference import INPUT, OUTPUT, OnnxModel, softmax
 from imgclf.models import Classifier, Ensemble
 
 OPSET = 20  # fixed, so that a new torch default cannot change the file unasked
-SMALLEST_BOUND = 1e-9  # a difference of exactly 0 is reported as below this
+MOST_DECIMALS = 9  # a difference of exactly 0 is reported as agreeing to this many
 
 
 def onnx_bytes(model: Classifier | Ensemble, image_size: int) -> bytes:
@@ -91,12 +91,13 @@ def verify(
     )
 
 
-def power_of_ten_above(value: float) -> float:
-    """The smallest power of ten above `value`: a bound that stays the same on machines whose
-    arithmetic differs in the last bits, where the value itself does not."""
-    if value <= 0:
-        return SMALLEST_BOUND
-    return max(SMALLEST_BOUND, 10.0 ** (math.floor(math.log10(value)) + 1))
+def agreed_decimals(difference: float) -> int:
+    """The most decimals N with `difference` < 10^-N: a figure that stays the same on machines
+    whose arithmetic differs in the last bits, where the difference itself does not. A whole
+    number, which `dvc metrics show` prints as it is (it rounds 1e-06 to 0.0)."""
+    if difference <= 0:
+        return MOST_DECIMALS
+    return max(0, min(MOST_DECIMALS, -math.floor(math.log10(difference)) - 1))
 
 
 def model_card(

@@ -12,7 +12,7 @@ from imgclf.config import load_params
 from imgclf.errors import UserError, exit_on_user_error
 from imgclf.evaluate import ENSEMBLE, ensemble_of, ensemble_weights, load_trained
 from imgclf.inference import card_path
-from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
+from imgclf.onnx_export import agreed_decimals, model_card, onnx_bytes, verify
 from imgclf.runtime import pin_cpu_arithmetic
 from imgclf.samples import load_split_data
 from imgclf.submission import choose_model
@@ -54,12 +54,12 @@ def main() -> None:
     with atomic_open(target, "wb") as file:
         file.write(exported)
     write_json(card_path(target), model_card(chosen, model, image_size, test_acc, params.train))
-    bound = power_of_ten_above(check.max_prob_diff)
+    decimals = agreed_decimals(check.max_prob_diff)
     summary = {
         "model": chosen,
         "test_images": len(indices),
         "agreement": 1 - check.disagreements / len(indices),
-        "max_prob_diff_below": bound,
+        "prob_agreement_decimals": decimals,
         "test_acc": test_acc,
     }
     write_json(paths.METRICS / "export.json", {"export": summary})
@@ -72,8 +72,8 @@ def main() -> None:
     print(
         f"export: the {chosen} model in {target} ({len(exported) / 1e6:.1f} MB) and its card "
         f"{card_path(target)}; ONNX Runtime agrees with PyTorch on all {len(indices)} test "
-        f"images, largest probability difference {check.max_prob_diff:.3g} (below {bound:g}); "
-        f"test accuracy {test_acc:.4f}"
+        f"images, largest probability difference {check.max_prob_diff:.3g} (below "
+        f"{10.0**-decimals:g}); test accuracy {test_acc:.4f}"
     )
 
 

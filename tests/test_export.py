@@ -16,7 +16,7 @@ from imgclf.cache import ImageCache
 from imgclf.config import load_params
 from imgclf.evaluate import ensemble_of, ensemble_weights, load_trained, predict
 from imgclf.models import mean_probability_logits
-from imgclf.onnx_export import model_card, onnx_bytes, power_of_ten_above, verify
+from imgclf.onnx_export import agreed_decimals, model_card, onnx_bytes, verify
 from imgclf.samples import load_split_data
 from tests.conftest import run
 
@@ -31,9 +31,9 @@ def test_the_submitted_model_is_exported_with_its_card(repro_project: Path) -> N
     exported = read_json(repro_project / "metrics/export.json")["export"]
     assert exported["model"] == submitted
     assert exported["agreement"] == 1.0 and exported["test_images"] == 270
-    assert exported["max_prob_diff_below"] <= 1e-4
+    assert exported["prob_agreement_decimals"] >= 4
     measured = read_json(repro_project / "metrics/timing/export.json")["export"]
-    assert measured["max_prob_diff"] < exported["max_prob_diff_below"]
+    assert measured["max_prob_diff"] < 10.0 ** -exported["prob_agreement_decimals"]
 
     folder = repro_project / "models/export"
     assert sorted(p.name for p in folder.iterdir()) == [f"{submitted}.json", f"{submitted}.onnx"]
@@ -104,10 +104,13 @@ def test_the_check_compares_float32_where_evaluation_predicts_in_bf16(
 
 
 @pytest.mark.parametrize(
-    ("value", "bound"), [(4.04e-7, 1e-6), (9.99e-5, 1e-4), (0.03, 0.1), (0.0, 1e-9)]
+    ("difference", "decimals"),
+    [(4.04e-7, 6), (1e-6, 5), (9.99e-5, 4), (0.03, 1), (1.0, 0), (0.0, 9), (1e-12, 9)],
 )
-def test_the_recorded_bound_is_the_next_power_of_ten(value: float, bound: float) -> None:
-    assert power_of_ten_above(value) == pytest.approx(bound)
+def test_the_recorded_agreement_is_the_decimals_below_the_difference(
+    difference: float, decimals: int
+) -> None:
+    assert agreed_decimals(difference) == decimals
 
 
 @pytest.mark.slow

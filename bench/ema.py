@@ -109,7 +109,7 @@ def main() -> None:
     lines = [f"| epoch | {header} |", "|---" * (len(args.averages) + 1) + "|"]
     net = None
     started = time.perf_counter()
-    for epoch in range(1, run.epochs + 1):
+    for epoch in range(1, run.plan.epochs + 1):
         net = network_for_epoch(run, net, epoch)
         train_one_epoch(run, net, epoch)
         cells = []
@@ -131,8 +131,10 @@ def main() -> None:
     ]
     lines.append(f"| kept ({params.train.select}) | {' | '.join(kept)} |")
     out.write_text(
-        f"{args.model} model, {run.epochs} epochs, seed {params.seed}, {len(test_targets)} test "
-        f"images; each cell: validation / test accuracy (%)\n\n" + "\n".join(lines) + "\n"
+        f"{args.model} model, {run.plan.epochs} epochs, seed {params.seed}, "
+        f"{len(test_targets)} test images; each cell: validation / test accuracy (%)\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
     print(lines[-1], f"\nwrote {out}")
 

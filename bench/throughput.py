@@ -84,7 +84,8 @@ def measure(name: str, steps: int) -> dict[str, float]:
     device = pick_device(params.train.device)
     configure(params.train, device)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)
-    run.model.freeze_backbone(run.frozen_share)  # as in the epochs after transfer.frozen_epochs
+    # as in the epochs after transfer.frozen_epochs
+    run.model.freeze_backbone(run.plan.frozen_share)
     net = wrap(run.model, params, device)
     net.train()
     rng = torch.Generator(device).manual_seed(0)

@@ -89,6 +89,18 @@ class Progress:
         return False
 
 
+@dataclass(frozen=True)
+class EpochPlan:
+    """How many epochs a model trains, and how much of its backbone each leaves frozen."""
+
+    epochs: int
+    frozen_epochs: int  # the head trains alone for these first epochs
+    frozen_share: float  # then the backbone's first layers stay frozen (transfer.frozen_share)
+
+    def frozen_share_in(self, epoch: int) -> float:
+        return 1.0 if epoch <= self.frozen_epochs else self.frozen_share
+
+
 @dataclass
 class Run:
     """One training run: what it trains, on what, and how."""
@@ -102,9 +114,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_batches: Batches
     val_batches: Batches
-    epochs: int
-    frozen_epochs: int  # the head trains alone for these first epochs
-    frozen_share: float  # then the backbone's first layers stay frozen (transfer.frozen_share)
+    plan: EpochPlan
     identity: str  # fingerprint of parameters, data and code: which checkpoint may be resumed
     mixup: Mixup | None  # mixes each training batch and turns its targets into probabilities
     ema: ModelEmaV3 | None  # the weights' moving average: validated and kept when there
@@ -115,6 +125,25 @@ class Run:
     def kept_model(self) -> Classifier:
         """The weights that are validated and kept: the moving average, or the model."""
         return self.ema.module if self.ema else self.model
+
+    def resumable_state(self) -> dict[str, Any]:
+        """What an interrupted run continues from, besides its Progress."""
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "best_model": self.best_state,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a resumable_state()."""
+        self.model.load_state_dict(state["model"])
+        if self.ema:
+            self.ema.load_state_dict(state["ema"])
+        self.best_state = state["best_model"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def stage_params(name: ModelName, params: Params) -> dict[str, Any]:
@@ -148,9 +177,9 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
     train_seconds, images_seen = 0.0, 0
     net: nn.Module | None = None
     patience = params.train.patience
-    while progress.epoch < run.epochs and progress.stale_epochs < patience:
+    while progress.epoch < run.plan.epochs and progress.stale_epochs < patience:
         epoch = progress.epoch + 1
-        frozen = epoch <= run.frozen_epochs
+        frozen = epoch <= run.plan.frozen_epochs
         net = network_for_epoch(run, net, epoch)
         epoch_started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(run, net, epoch)
@@ -171,7 +200,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
             run.best_state = copy.deepcopy(run.kept_model.state_dict())
         if is_main_process():
             print(
-                f"{name} epoch {epoch}/{run.epochs}: train loss {train_loss:.4f} acc"
+                f"{name} epoch {epoch}/{run.plan.epochs}: train loss {train_loss:.4f} acc"
                 f" {train_acc:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f}"
                 + (" (best)" if improved else "")
                 + (" [backbone frozen]" if frozen else ""),
@@ -287,11 +316,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
     train_batches = make_batches(train_set, shuffle=True, **batch_options)
     val_batches = make_batches(val_set, shuffle=False, **batch_options)
 
-    epochs = options.epochs or params.train.epochs
-    if transfer and transfer.freeze_backbone:
-        frozen_epochs = epochs
-    else:
-        frozen_epochs = transfer.frozen_epochs if transfer else 0
+    plan = epoch_plan(name, params)
     return Run(
         name=name,
         params=params,
@@ -299,12 +324,12 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         device=device,
         model=model,
         optimizer=optimizer,
-        scheduler=make_scheduler(optimizer, params.train.schedule, epochs * len(train_batches)),
+        scheduler=make_scheduler(
+            optimizer, params.train.schedule, plan.epochs * len(train_batches)
+        ),
         train_batches=train_batches,
         val_batches=val_batches,
-        epochs=epochs,
-        frozen_epochs=frozen_epochs,
-        frozen_share=transfer.frozen_share if transfer else 0.0,
+        plan=plan,
         identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
         mixup=make_mixup(params, len(data.classes)),
         ema=make_ema(model, params),
@@ -312,6 +337,15 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
             device, options.precision or params.train.precision, params.train.deterministic
         ),
     )
+
+
+def epoch_plan(name: ModelName, params: Params) -> EpochPlan:
+    options = params.model(name)
+    epochs = options.epochs or params.train.epochs
+    if not isinstance(options, TransferParams):
+        return EpochPlan(epochs, frozen_epochs=0, frozen_share=0.0)
+    frozen_epochs = epochs if options.freeze_backbone else options.frozen_epochs
+    return EpochPlan(epochs, frozen_epochs, options.frozen_share)
 
 
 def model_spec(name: ModelName, params: Params, num_classes: int) -> dict[str, Any]:
@@ -354,9 +388,8 @@ def wrap(model: Classifier, params: Params, device: torch.device) -> nn.Module:
 
 
 def network_for_epoch(run: Run, net: nn.Module | None, epoch: int) -> nn.Module:
-    """`net`, or a new one when this epoch freezes or thaws a share of the backbone (the head
-    trains alone for the first run.frozen_epochs, then run.frozen_share stays frozen)."""
-    share = 1.0 if epoch <= run.frozen_epochs else run.frozen_share
+    """`net`, or a new one when this epoch freezes or thaws a share of the backbone."""
+    share = run.plan.frozen_share_in(epoch)
     if net is None or share != run.model.frozen_share:
         run.model.freeze_backbone(share)
         net = wrap(run.model, run.params, run.device)
@@ -374,7 +407,7 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
     batches = tqdm(
         run.train_batches.epoch(epoch),
         total=len(run.train_batches),
-        desc=f"{run.name} {epoch}/{run.epochs}",
+        desc=f"{run.name} {epoch}/{run.plan.epochs}",
         leave=False,
         disable=not is_main_process(),
     )
@@ -480,15 +513,7 @@ def save_best(run: Run, progress: Progress) -> dict[str, torch.Tensor]:
 def save_resumable(run: Run, progress: Progress) -> None:
     checkpoint.save(
         paths.resume_checkpoint(run.name),
-        {
-            "fingerprint": run.identity,
-            "model": run.model.state_dict(),
-            "ema": run.ema.state_dict() if run.ema else None,
-            "best_model": run.best_state,
-            "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict(),
-            "progress": asdict(progress),
-        },
+        {"fingerprint": run.identity, **run.resumable_state(), "progress": asdict(progress)},
     )
 
 
@@ -506,12 +531,7 @@ def resume(run: Run) -> Progress | None:
             path.replace(aside)
             print(f"{run.name}: {path} is from other parameters, data or code; moved to {aside}")
         return None
-    run.model.load_state_dict(state["model"])
-    if run.ema:
-        run.ema.load_state_dict(state["ema"])
-    run.best_state = state["best_model"]
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
+    run.restore(state)
     progress = Progress(**state["progress"])
     if is_main_process():
         print(f"{run.name}: resuming from epoch {progress.epoch}", flush=True)

@@ -7,7 +7,8 @@ hyperparameter lives and a typo such as `train.lrr` stops the stage before any w
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
+import itertools
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
@@ -77,6 +78,30 @@ class DataParams(Section):
     test_dir: str
     predict_dir: str
     image_size: Annotated[int, Field(ge=8, le=1024)]
+
+    @model_validator(mode="after")
+    def _folders_apart(self) -> DataParams:
+        """Each split reads its own sub-folder of data.root: an empty name is data.root itself,
+        and a folder inside another puts its images in both splits."""
+        folders = {
+            f"data.{key}": PurePosixPath(getattr(self, key))
+            for key in ("train_dir", "val_dir", "test_dir", "predict_dir")
+        }
+        for key, folder in folders.items():
+            if folder == PurePosixPath("."):
+                raise ValueError(
+                    f"{key} is empty, which is data.root itself: name its sub-folder of "
+                    "data.root (one that does not exist is fine, except data.train_dir)"
+                )
+        for (key, folder), (other, other_folder) in itertools.permutations(folders.items(), 2):
+            if folder == other_folder:
+                clash = f"{key} and {other} are both {str(folder)!r}"
+            elif folder.is_relative_to(other_folder):
+                clash = f"{key} ({folder}) is inside {other} ({other_folder}), which would read it"
+            else:
+                continue
+            raise ValueError(f"{clash}: give each split a folder of its own, not inside another")
+        return self
 
 
 class PrepareParams(Section):

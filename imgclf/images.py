@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -27,10 +27,14 @@ class UnusableImage(Exception):
 
 
 def decode_image(
-    data: bytes, sizes: Sequence[int], max_pixels: int
+    data: bytes,
+    sizes: Sequence[int],
+    max_pixels: int,
+    max_pixels_setting: str = "prepare.max_image_pixels",
 ) -> tuple[list[np.ndarray], tuple[int, int]]:
     """Decode encoded image bytes into one (size, size, 3) uint8 array for each of `sizes`,
-    and the original (w, h), as the picture is shown.
+    and the original (w, h), as the picture is shown. A larger image than `max_pixels` is
+    refused, naming `max_pixels_setting`, the setting that gave it.
 
     The EXIF orientation is applied, any colour mode becomes RGB (transparency over white),
     and JPEGs are shrunk while they decode, so a huge photo never sits in memory whole. How
@@ -40,14 +44,11 @@ def decode_image(
     if not data:
         raise UnusableImage("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            # The size check below, against prepare.max_image_pixels, is the one that counts;
-            # Pillow's own hard limit (twice its default) still refuses a far larger header.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with pillow_size_limit_lifted():
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
                 raise UnusableImage(
-                    f"{image.width} x {image.height} pixels is over prepare.max_image_pixels"
+                    f"{image.width} x {image.height} pixels is over {max_pixels_setting}"
                     f" ({max_pixels}): a decompression bomb or an image far larger than needed"
                 )
             original = image.size
@@ -65,13 +66,24 @@ def decode_image(
                     (size, size), Image.Resampling.BILINEAR, reducing_gap=3.0
                 )
                 images.append(np.asarray(resized, dtype=np.uint8))
-    except Image.DecompressionBombError as error:
-        raise UnusableImage(f"decompression bomb: {error}") from None
     except Image.UnidentifiedImageError:
         raise UnusableImage("not an image (its content is no format Pillow can read)") from None
     except DECODER_ERRORS as error:
         raise UnusableImage(f"corrupt image: {error or type(error).__name__}") from None
     return images, (original[::-1] if turned else original)
+
+
+@contextlib.contextmanager
+def pillow_size_limit_lifted() -> Iterator[None]:
+    """The size check in decode_image, against prepare.max_image_pixels, is the one that
+    counts: Pillow's own (a warning over Image.MAX_IMAGE_PIXELS, an error over twice it)
+    would refuse an image the parameter allows, in words that do not name it."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -13,6 +13,8 @@ from imgclf.errors import UserError
 from imgclf.images import IMAGE_SUFFIXES
 
 LABELLED_SOURCES = ("train", "val", "test")
+# Windows writes these into folders and hides them, as macOS does its dot files.
+WINDOWS_FOLDER_FILES = frozenset({"thumbs.db", "desktop.ini"})
 
 
 class Labelled(Protocol):
@@ -70,7 +72,7 @@ def scan(data: DataParams) -> Scan:
             continue
         result.sources.append(source)
         for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-            if entry.name.startswith("."):
+            if is_hidden(entry.name):
                 result.hidden += 1
             elif entry.is_dir():
                 found = _collect(Path(entry.path), root, source, entry.name, result)
@@ -142,13 +144,18 @@ def files_below(folder: Path) -> Iterator[tuple[Path, str]]:
             yield Path(dirpath) / name, "hidden"
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
         for name in sorted(filenames):
-            if name.startswith("."):
+            if is_hidden(name):
                 kind = "hidden"
             elif Path(name).suffix.lower() in IMAGE_SUFFIXES:
                 kind = "image"
             else:
                 kind = "other"
             yield Path(dirpath) / name, kind
+
+
+def is_hidden(name: str) -> bool:
+    """A file the system hides (a dot file, or Windows' thumbnails and folder settings)."""
+    return name.startswith(".") or name.lower() in WINDOWS_FOLDER_FILES
 
 
 def _relative(path: Path, root: Path) -> str:

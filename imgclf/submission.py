@@ -6,7 +6,9 @@ clash or a mismatch stops the run before any training.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -15,9 +17,10 @@ from typing import get_args
 from imgclf.config import DataParams, SubmissionParams
 from imgclf.errors import UserError
 from imgclf.paths import MODEL_NAMES, ModelName
-from imgclf.wording import listed
+from imgclf.wording import counted, listed
 
 DEFAULT_LABELS_FILE = "predict_labels.csv"  # what submission.labels_file: auto looks for
+UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 ID_FROM = get_args(SubmissionParams.model_fields["id_from"].annotation)  # stem, name, path
 
 
@@ -90,9 +93,7 @@ def labels_file(data: DataParams, options: SubmissionParams) -> Path | None:
             f"submission.labels_file: {path} does not exist; name a file in data.root, or set "
             "it to auto (score when predict_labels.csv is there) or empty (never score)"
         )
-    # utf-8-sig: a file saved by Excel starts with a byte order mark, else read into the header.
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        header = next(csv.reader(file), [])
+    header = next(csv.reader(labels_text(path)), [])
     missing = sorted({options.id_column, options.label_column} - set(header))
     if missing:
         raise UserError(
@@ -103,10 +104,26 @@ def labels_file(data: DataParams, options: SubmissionParams) -> Path | None:
     return path
 
 
+def labels_text(path: Path) -> io.StringIO:
+    """The text of a labels file, which must be UTF-8 (with or without Excel's byte order mark,
+    which utf-8-sig leaves out of the header)."""
+    encoded = path.read_bytes()
+    try:
+        return io.StringIO(encoded.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError as error:
+        utf16 = " (it is UTF-16: Excel's 'Unicode Text')" if encoded[:2] in UTF16_MARKS else ""
+        line = encoded[: error.start].count(b"\n") + 1
+        raise UserError(
+            f"submission.labels_file: {path} is not UTF-8 text{utf16}: line {line} has the "
+            f"byte {encoded[error.start]:#x}. Save it as 'CSV UTF-8' (Excel: File > Save As), "
+            "or with an editor's UTF-8 encoding"
+        ) from None
+
+
 def read_labels(path: Path, options: SubmissionParams) -> dict[str, str]:
     """The true label of each id in a labels file (checked by labels_file)."""
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        return {row[options.id_column]: row[options.label_column] for row in csv.DictReader(file)}
+    rows = csv.DictReader(labels_text(path))
+    return {row[options.id_column]: row[options.label_column] for row in rows}
 
 
 def check_ids_labelled(paths: list[str], truth: Path, options: SubmissionParams) -> str | None:
@@ -128,6 +145,38 @@ def check_ids_labelled(paths: list[str], truth: Path, options: SubmissionParams)
         f"submission.labels_file: no predict file's id is in {truth}: submission.id_from: "
         f"{options.id_from} gives ids like {ids[0]!r}, {theirs}. "
         + matching_id_from(paths, labelled, options)
+    )
+
+
+def check_labels_are_classes(
+    truth: Path, classes: list[str], options: SubmissionParams
+) -> str | None:
+    """Stop when no label in the labels file is a class name, which would score every image
+    wrong; return a warning when some are not (or are empty), None when all are."""
+    labels = list(read_labels(truth, options).values())
+    unknown = [label for label in labels if label and label not in classes]
+    empty = labels.count("")
+    if not unknown and not empty:
+        return None
+    examples = ", ".join(repr(label) for label in sorted(set(unknown))[:2])
+    names = listed([repr(name) for name in classes])
+    if len(unknown) + empty == len(labels):
+        theirs = f"its labels look like {examples}" if unknown else "its labels are empty"
+        raise UserError(
+            f"submission.labels_file: no label in {truth} is a class name ({theirs}; the "
+            f"classes: {names}), so every image would be scored wrong. Make its column "
+            f"{options.label_column!r} hold the names of the class folders, spelled as they are"
+        )
+    problems = []
+    if unknown:
+        problems.append(
+            f"{counted(len(unknown), 'row')} with a label that is no class (e.g. {examples})"
+        )
+    if empty:
+        problems.append(f"{counted(empty, 'row')} with an empty label")
+    return (
+        f"labels in {truth}: {' and '.join(problems)}, of {len(labels)} (the classes: {names}); "
+        "a prediction for those images is never right"
     )
 
 

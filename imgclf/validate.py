@@ -18,7 +18,12 @@ from imgclf.errors import UserError
 from imgclf.layout import check_trainable, scan
 from imgclf.samples import Sample
 from imgclf.split import assign_splits
-from imgclf.submission import check_ids_labelled, check_unique_ids, labels_file
+from imgclf.submission import (
+    check_ids_labelled,
+    check_labels_are_classes,
+    check_unique_ids,
+    labels_file,
+)
 from imgclf.timm_names import check_timm_backbone
 from imgclf.wording import listed
 
@@ -30,8 +35,10 @@ def validate(params: Params) -> dict[str, Any]:
         print(f"warning: {warning}")
     root = Path(params.data.root)
     if root.is_dir():
-        refuse_broken_links(root)
+        check_tree(root)
     found = scan(params.data)  # a missing folder, or no images at all, stops here
+    for warning in found.warnings:
+        print(f"warning: {warning}")
     check_trainable(found.candidates, params.data)
     # The split on the files found: a class too small to split stops here, not after prepare.
     planned = [
@@ -39,12 +46,14 @@ def validate(params: Params) -> dict[str, Any]:
     ]
     assign_splits(planned, params.split, params.seed)
     truth = labels_file(params.data, params.submission)
-    check_submission_ids([c.path for c in found.candidates if c.source == "predict"], truth, params)
+    classes = sorted({c.label for c in found.candidates if c.source == "train"})
+    predict = [c.path for c in found.candidates if c.source == "predict"]
+    check_submission(predict, truth, classes, params)
     per_source = Counter(candidate.source for candidate in found.candidates)
     return {
         "data_root": params.data.root,
         "image_files": dict(sorted(per_source.items())),
-        "classes": sorted({c.label for c in found.candidates if c.source == "train"}),
+        "classes": classes,
         "labels_file": str(truth) if truth else None,
     }
 
@@ -70,27 +79,89 @@ def frozen_random_weights(transfer: TransferParams) -> str | None:
     )
 
 
-def check_submission_ids(predict: list[str], truth: Path | None, params: Params) -> None:
-    """Stop when two predict files get one id, or when the labels file holds none of their
-    ids; warn when it holds only some."""
+def check_submission(
+    predict: list[str], truth: Path | None, classes: list[str], params: Params
+) -> None:
+    """Stop when two predict files get one id, when the labels file holds none of their ids,
+    or none of its labels is a class; warn when only some are."""
     check_unique_ids(predict, params.submission.id_from)
     if truth and predict:
-        warning = check_ids_labelled(predict, truth, params.submission)
-        if warning:
-            print(f"warning: {warning}")
+        for warning in (
+            check_ids_labelled(predict, truth, params.submission),
+            check_labels_are_classes(truth, classes, params.submission),
+        ):
+            if warning:
+                print(f"warning: {warning}")
 
 
-def refuse_broken_links(root: Path) -> None:
+def check_tree(root: Path) -> None:
+    """What DVC and prepare make of the files and folders below data.root, links not followed
+    (as DVC hashes it)."""
+    below = [
+        Path(folder) / name
+        for folder, dirnames, filenames in os.walk(root)
+        for name in sorted(dirnames + filenames)
+    ]
+    refuse_undecodable_names(below, root)
+    refuse_broken_links(below)
+    if warning := linked_folders(below, root):
+        print(f"warning: {warning}")
+
+
+def refuse_undecodable_names(paths: list[Path], root: Path) -> None:
+    """prepare lists the files in UTF-8, which cannot hold a name that is not UTF-8: Linux
+    keeps a name's bytes as they came, e.g. cp1252 from a zip made on Windows."""
+    undecodable = [
+        os.fsencode(path.relative_to(root)).decode("utf-8", "backslashreplace")
+        for path in paths
+        if not is_utf8(path.name)
+    ]
+    if undecodable:
+        raise UserError(
+            f"data.root: names that are not UTF-8, which prepare cannot list: "
+            f"{listed(undecodable)}. Rename them to UTF-8, e.g. those from a zip made on "
+            f"Windows with `convmv -f cp1252 -t utf8 -r --notest {root}`"
+        )
+
+
+def is_utf8(name: str) -> bool:
+    """Python keeps the bytes of a file name that are not UTF-8 as surrogates, which UTF-8
+    cannot encode."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def refuse_broken_links(paths: list[Path]) -> None:
     """DVC cannot hash a folder that holds a broken symbolic link, and stops with a bare
     'No such file or directory'; say which links, and what to do."""
-    broken = []
-    for folder, dirnames, filenames in os.walk(root):
-        for name in sorted(dirnames + filenames):
-            path = Path(folder) / name
-            if path.is_symlink() and not path.exists():
-                broken.append(f"{path} -> {os.readlink(path)}")
+    broken = [
+        f"{path} -> {os.readlink(path)}"
+        for path in paths
+        if path.is_symlink() and not path.exists()
+    ]
     if broken:
         raise UserError(
             f"data.root: broken symbolic links, which DVC cannot hash: {listed(broken)}. "
             "Remove them or restore what they point to"
         )
+
+
+def linked_folders(paths: list[Path], root: Path) -> str | None:
+    """DVC follows a link to a file but not one to a folder: it hashes the link, not what is
+    inside, so a change in there does not rerun prepare. Said, not refused: a view of folders
+    linked together (bench/run.py's) is a fair way to try a data set."""
+    linked = [
+        f"{path.relative_to(root)} -> {os.readlink(path)}"
+        for path in paths
+        if path.is_symlink() and path.is_dir()
+    ]
+    if not linked:
+        return None
+    return (
+        f"data.root: folders linked in, which DVC does not look inside: {listed(linked)}. A "
+        "change inside them does not rerun prepare: run `dvc repro --force prepare` after one, "
+        "or copy them in instead (cp -rL)"
+    )

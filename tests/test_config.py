@@ -47,6 +47,10 @@ def test_an_exponent_as_dvc_writes_it_back_is_a_number(tmp_path: Path) -> None:
         ({"transfer__arch": "vgg17"}, "transfer.arch", "efficientnet_lite0"),
         ({"check__fail_on_leakage": "maybe"}, "check.fail_on_leakage", "boolean"),
         ({"scratch__input_size": "none"}, "scratch.input_size", "-S scratch.input_size=null"),
+        ({"data__test_dir": "train/"}, "data.test_dir", "are both 'train'"),
+        ({"data__predict_dir": ""}, "data.predict_dir", "is empty, which is data.root itself"),
+        ({"data__val_dir": "./train/val"}, "data.val_dir", "is inside data.train_dir (train)"),
+        ({"data__train_dir": "seg/train", "data__test_dir": "seg"}, "data.train_dir", "inside"),
     ],
 )
 def test_a_bad_value_stops_with_the_key_named(
@@ -98,3 +102,9 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
 def test_the_architecture_names_match_the_model_registries() -> None:
     assert set(SCRATCH_ARCHS) == set(SCRATCH_REGISTRY)
     assert set(TRANSFER_ARCHS) == set(BACKBONES)
+
+
+def test_split_folders_nested_apart_are_accepted(tmp_path: Path) -> None:
+    folders = {"train_dir": "seg_train/seg_train", "test_dir": "seg_test/seg_test"}
+    path = params_file(tmp_path, **{f"data__{key}": value for key, value in folders.items()})
+    assert load_params(path).data.train_dir == "seg_train/seg_train"

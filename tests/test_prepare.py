@@ -162,6 +162,17 @@ def test_a_huge_jpeg_is_shrunk_while_it_decodes(tmp_path: Path) -> None:
     assert grown < 16 * 2**20, f"decoding grew the peak memory by {grown / 2**20:.0f} MiB"
 
 
+def test_max_image_pixels_alone_rules_above_pillows_own_hard_limit() -> None:
+    """Pillow refuses over twice its Image.MAX_IMAGE_PIXELS (179 M pixels), in its own words."""
+    header_only = png_claiming(15_000, 12_000)
+    limit = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(UnusableImage, match="corrupt image"):  # allowed: rejected as truncated
+        decode_image(header_only, [8], 200_000_000)
+    with pytest.raises(UnusableImage, match=r"over prepare\.max_image_pixels \(150000000\)"):
+        decode_image(header_only, [8], 150_000_000)
+    assert limit == Image.MAX_IMAGE_PIXELS
+
+
 def test_the_analysis_image_of_a_jpeg_does_not_depend_on_the_cache_size() -> None:
     """A JPEG shrinks while it decodes by a factor chosen from the size asked for (here 8 for
     16 px, 2 for 128 px, 4 for ANALYSIS_SIZE): the analysis image is decoded for its own size."""

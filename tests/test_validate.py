@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -170,3 +171,85 @@ def test_a_frozen_backbone_without_pretrained_weights_is_a_warning(
     validate(params_for(write_data_set(tmp_path / "photos", TWO_CLASSES), **overrides))
     out = capsys.readouterr().out
     assert ("is frozen (transfer.frozen_" in out) is warned, out
+
+
+def test_names_that_are_not_utf8_stop_and_are_named(tmp_path: Path, params_for) -> None:
+    """A zip made on Windows, unpacked on Linux, keeps its cp1252 names: prepare cannot list
+    them in UTF-8."""
+    root = write_data_set(tmp_path / "photos", TWO_CLASSES)
+    shutil.copy(root / "train/cats/picture_0.png", root / os.fsdecode(b"train/cats/caf\xe9.png"))
+    write_data_set(root, {os.fsdecode(b"train/\xc9t\xe9"): 4}, first_seed=20)  # a class
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root))
+    message = str(raised.value)
+    assert r"train/\xc9t\xe9; train/cats/caf\xe9.png. Rename them" in message
+    assert f"convmv -f cp1252 -t utf8 -r --notest {root}" in message
+
+
+@pytest.mark.parametrize(
+    ("encoded", "words"),
+    [
+        ("id,label\npicture_10,café\n".encode("cp1252"), "line 2 has the byte 0xe9"),
+        ("id\tlabel\npicture_10\tcats\n".encode("utf-16"), "UTF-16: Excel's 'Unicode Text'"),
+    ],
+    ids=["cp1252", "utf-16"],
+)
+def test_a_labels_file_that_is_not_utf8_stops(
+    tmp_path: Path, params_for, encoded: bytes, words: str
+) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 1})
+    (root / "predict_labels.csv").write_bytes(encoded)
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root))
+    message = str(raised.value)
+    assert f"{root / 'predict_labels.csv'} is not UTF-8 text" in message
+    assert words in message and "Save it as 'CSV UTF-8'" in message
+
+
+def test_labels_that_are_no_class_are_a_warning(
+    tmp_path: Path, params_for, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 3})
+    labels = "id,label\npicture_10,cats\npicture_11,Dogs\npicture_12,\n"
+    (root / "predict_labels.csv").write_text(labels)
+    validate(params_for(root))
+    assert (
+        "1 row with a label that is no class (e.g. 'Dogs') and 1 row with an empty label, of 3 "
+        "(the classes: 'cats'; 'dogs')"
+    ) in capsys.readouterr().out
+
+
+def test_labels_none_of_which_is_a_class_stop(tmp_path: Path, params_for) -> None:
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 2})
+    (root / "predict_labels.csv").write_text("id,label\npicture_10,cat_0\npicture_11,dog_1\n")
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root))
+    message = str(raised.value)
+    assert "its labels look like 'cat_0', 'dog_1'; the classes: 'cats'; 'dogs'" in message
+    assert "column 'label' hold the names of the class folders" in message
+
+
+def test_folders_linked_in_are_a_warning(
+    tmp_path: Path, params_for, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DVC hashes a link to a folder, not what is in it: a change there reruns nothing."""
+    root = write_data_set(tmp_path / "photos", TWO_CLASSES)
+    shutil.move(root / "train/dogs", tmp_path / "dogs")
+    (root / "train/dogs").symlink_to(tmp_path / "dogs", target_is_directory=True)
+    (root / "train/cats/linked.png").symlink_to(tmp_path / "dogs/picture_4.png")  # DVC follows
+    validate(params_for(root))
+    out = capsys.readouterr().out
+    assert f"folders linked in, which DVC does not look inside: train/dogs -> {tmp_path}/dogs." in (
+        out
+    )
+    assert "linked.png" not in out and "dvc repro --force prepare" in out
+
+
+def test_the_scans_warnings_are_printed(
+    tmp_path: Path, params_for, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_data_set(tmp_path / "photos", TWO_CLASSES)
+    (root / "train/birds").mkdir()
+    (root / "train/birds/robin.jfif").write_bytes(b"\xff\xd8\xff")  # no extension prepare reads
+    validate(params_for(root))
+    assert "warning: train/birds/ holds no images: not a class" in capsys.readouterr().out

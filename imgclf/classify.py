@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import csv
 import itertools
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -58,20 +59,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def image_files(paths: Iterable[Path], skipped: list[tuple[Path, str]]) -> list[Path]:
-    """The files named, and the image files below the folders named (hidden ones left out);
-    other files below the folders are added to `skipped` with the reason."""
-    found = []
+    """The files named, and the image files below the folders named (hidden ones left out),
+    each once, as first named; other files below the folders are added to `skipped` with the
+    reason."""
+    found: list[Path] = []
+    seen: set[str] = set()  # absolute names: `photos` and `photos/a.jpg` name a.jpg twice
     for path in paths:
         if path.is_file():
-            found.append(path)
+            named = [(path, "image")]
         elif path.is_dir():
-            for file, kind in files_below(path):
-                if kind == "image":
-                    found.append(file)
-                elif kind == "other":
-                    skip(skipped, file, "not an image file extension")
+            named = list(files_below(path))
         else:
             raise UserError(f"{path}: no such file or folder")
+        for file, kind in named:
+            name = os.path.abspath(file)
+            if kind == "hidden" or name in seen:
+                continue
+            seen.add(name)
+            if kind == "image":
+                found.append(file)
+            else:
+                skip(skipped, file, "not an image file extension")
     return found
 
 
@@ -82,7 +90,7 @@ def decoded(
     kept, images = [], []
     for file in files:
         try:
-            (image,), _ = decode_image(file.read_bytes(), (size,), max_pixels)
+            (image,), _ = decode_image(file.read_bytes(), (size,), max_pixels, "--max-pixels")
         except UnusableImage as reason:
             skip(skipped, file, str(reason))
             continue
@@ -138,16 +146,28 @@ def _batches(files: list[Path], size: int) -> Iterator[list[Path]]:
 
 @contextlib.contextmanager
 def _output(path: Path | None) -> Iterator[IO[str]]:
+    """The CSV's file, or standard output; a file name that is not valid in the file system's
+    encoding (bytes `caf\\xe9.jpg` on Linux) is written as its original bytes."""
     if path is None:
-        yield sys.stdout
+        sys.stdout.reconfigure(errors="surrogateescape")
+        try:
+            yield sys.stdout
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped early (`| head`): end quietly, and point stdout at devnull, or
+            # Python's own flush at exit would fail again, with a traceback.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         return
-    with atomic_open(path, newline="") as file:
+    with atomic_open(path, newline="", errors="surrogateescape") as file:
         yield file
 
 
 @exit_on_user_error
 def main() -> None:
     args = parse_args(sys.argv[1:])
+    if args.out and args.out.is_dir():
+        raise UserError(f"--out {args.out} is a folder: name the CSV file to write")
     model = load_model(args.model, args.threads)  # first: a wrong model path is told at once
     skipped: list[tuple[Path, str]] = []
     files = image_files(args.paths, skipped)

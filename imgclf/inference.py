@@ -8,15 +8,20 @@ decoded and resized as `prepare` does, at the size recorded with the model.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from imgclf.config import TrainParams
 from imgclf.errors import UserError
 
 INPUT, OUTPUT = "pixels", "logits"  # the ONNX graph's input and output
+
+# params.yaml's train.cpu_threads and train.deterministic, for a checkpoint saved without them
+DEFAULT_CPU_THREADS, DEFAULT_DETERMINISTIC = 2, True
 
 
 class Scorer(Protocol):
@@ -98,24 +103,64 @@ def load_model(path: Path, threads: int | None = None) -> Loaded:
             "models/export/<model>.onnx (`make demo`, or `dvc repro export`)"
         )
     if path.suffix == ".onnx":
-        card = read_card(path)
-        runtime = card["runtime"]
-        scorer = OnnxModel(path, threads or runtime["cpu_threads"], runtime["deterministic"])
-        return Loaded(scorer, card["classes"], card["image_size"])
+        return load_export(path, threads)
     if path.suffix in (".pt", ".pth"):
-        from imgclf import checkpoint
-        from imgclf.config import TrainParams
-        from imgclf.runtime import pin_cpu_arithmetic
+        return load_checkpoint(path, threads)
+    raise UserError(f"{path}: a model is a .pt checkpoint or an .onnx export")
 
+
+def load_export(path: Path, threads: int | None) -> Loaded:
+    from onnxruntime.capi.onnxruntime_pybind11_state import (
+        Fail,
+        InvalidArgument,
+        InvalidGraph,
+        InvalidProtobuf,
+    )
+
+    card = read_card(path)
+    try:
+        classes, image_size, runtime = card["classes"], card["image_size"], card["runtime"]
+        threads = threads or runtime["cpu_threads"]
+        deterministic = runtime["deterministic"]
+    except (KeyError, TypeError):
+        raise unusable_card(card_path(path)) from None
+    try:
+        scorer = OnnxModel(path, threads, deterministic)
+    except (InvalidProtobuf, InvalidGraph, InvalidArgument, Fail):
+        raise UserError(
+            f"{path}: not a usable export of this pipeline; the export stage writes "
+            "models/export/<model>.onnx and its card (`dvc repro export`)"
+        ) from None
+    return Loaded(scorer, classes, image_size)
+
+
+def load_checkpoint(path: Path, threads: int | None) -> Loaded:
+    from imgclf import checkpoint
+    from imgclf.runtime import pin_cpu_arithmetic
+
+    try:
         # Read before the model is built: the arithmetic is pinned before it computes anything.
         trained_with = checkpoint.load(path)["provenance"]["params"]
-        train = TrainParams.model_validate(trained_with["train"])
-        if threads:
-            train = train.model_copy(update={"cpu_threads": threads})
-        pin_cpu_arithmetic(train)
-        model = TorchModel(path)
-        return Loaded(model, model.trained.meta["classes"], trained_with["image_size"])
-    raise UserError(f"{path}: a model is a .pt checkpoint or an .onnx export")
+        image_size = trained_with["image_size"]
+        cpu = cpu_arithmetic(trained_with.get("train", {}), threads)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError):
+        raise UserError(
+            f"{path}: not a usable checkpoint of this pipeline; its training stages write "
+            "models/<model>.pt (`make demo`, or `dvc repro`)"
+        ) from None
+    pin_cpu_arithmetic(cpu)
+    model = TorchModel(path)
+    return Loaded(model, model.trained.meta["classes"], image_size)
+
+
+def cpu_arithmetic(train: dict[str, Any], threads: int | None) -> TrainParams:
+    """The CPU settings in a checkpoint's saved train section, `threads` overriding its
+    cpu_threads: the two fields pin_cpu_arithmetic reads, and only those, since a checkpoint
+    saved before a training parameter was added lacks it."""
+    return TrainParams.model_construct(
+        cpu_threads=threads or train.get("cpu_threads", DEFAULT_CPU_THREADS),
+        deterministic=train.get("deterministic", DEFAULT_DETERMINISTIC),
+    )
 
 
 def read_card(onnx_file: Path) -> dict[str, Any]:
@@ -127,3 +172,12 @@ def read_card(onnx_file: Path) -> dict[str, Any]:
             f"{card} not found: an .onnx model is used with the model card the export stage "
             "writes beside it (classes, input size)"
         ) from None
+    except ValueError:  # not JSON, or not text
+        raise unusable_card(card) from None
+
+
+def unusable_card(card: Path) -> UserError:
+    return UserError(
+        f"{card}: not a usable model card of this pipeline; the export stage writes it beside "
+        "models/export/<model>.onnx (`dvc repro export`)"
+    )

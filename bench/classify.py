@@ -94,6 +94,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(Path(folder) / "project", changes)
         params = load_params(project / "params.yaml")
+        if params.submission.model == "ensemble":
+            parser.error(
+                "submission.model: ensemble has no checkpoint to measure the export against "
+                "(evaluate builds it from both); measure scratch or transfer"
+            )
         pin_cpu_arithmetic(params.train)  # evaluate's arithmetic, measured here, as in its stage
         repro_s, _ = run_measured(["dvc", "repro"], project)
         exported = read_json(project / "metrics/export.json")["export"]

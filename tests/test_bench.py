@@ -258,3 +258,11 @@ def test_the_augmentation_bench_counts_each_policys_host_work() -> None:
     measured = {cells[0].strip(): cells[1:] for cells in rows if len(cells) == 3}
     keras, trivial = measured["keras"], measured["trivialaugment"]
     assert float(keras[0]) > 0 and 0 < float(keras[1]) < float(trivial[1])
+
+
+def test_the_classify_bench_refuses_the_ensemble_before_running_the_pipeline() -> None:
+    command = [sys.executable, "bench/classify.py", "--set", "submission.model=ensemble"]
+    result = run(command, ROOT, check=False)
+    assert result.returncode == 2
+    assert "ensemble has no checkpoint to measure the export against" in result.stderr
+    assert "Running stage" not in result.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from imgclf.atomic import write_csv
+from imgclf.atomic import atomic_path, write_csv
 from imgclf.cache import CacheWriter
 from imgclf.config import DataParams, PrepareParams
 from imgclf.images import ANALYSIS_SIZE, THUMBNAIL, UnusableImage, decode_image, fingerprint
@@ -54,6 +54,9 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
     tasks = ((root, c, data.image_size, options.max_image_pixels) for c in found.candidates)
     workers = min(os.cpu_count() or 1, 8)
     with (
+        # Renamed into place after both caches, and written before them: a manifest that fails
+        # to write leaves the old caches, which the old manifest lists.
+        atomic_path(outputs.manifest) as manifest,
         CacheWriter(outputs.cache, (data.image_size, data.image_size, 3)) as cache,
         CacheWriter(outputs.thumbnails, (THUMBNAIL, THUMBNAIL)) as thumbnails,
     ):
@@ -86,7 +89,7 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
             print(f"warning: {folder}/ has no usable image (every file rejected): not a class")
         report = f"files rejected: {len(rejected)}, reasons in {outputs.rejected}"
         check_trainable(samples, data, report)  # inside the block: a failure keeps the old cache
-    write_manifest(outputs.manifest, samples)
+        write_manifest(manifest, samples)
     print(f"prepare: {len(samples)} images kept; {report}")
     per_source = Counter(sample.source for sample in samples)
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import sys
@@ -100,6 +101,21 @@ def test_failing_on_an_unusable_data_set_keeps_the_previous_outputs(
         "rejected.csv",
         "thumbnails.npy",
     ]
+
+
+def test_a_manifest_that_cannot_be_written_keeps_the_previous_cache_with_it(
+    tmp_path: Path, make_params
+) -> None:
+    # A name that is not UTF-8 (validate refuses it first; prepare run by its command does not).
+    root = write_data_set(tmp_path / "data", {"train/a": 3, "train/b": 3})
+    prepare_here(root, make_params)
+    prepared = tmp_path / "prepared"
+    before = {path.name: path.read_bytes() for path in prepared.iterdir()}
+    not_utf8 = os.fsdecode(b"z\xe9.png")  # sorts last: the new cache's rows would differ
+    (root / "train/a/picture_0.png").rename(root / "train/a" / not_utf8)
+    with pytest.raises(UnicodeEncodeError):
+        prepare_here(root, make_params)
+    assert {path.name: path.read_bytes() for path in prepared.iterdir()} == before
 
 
 def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:

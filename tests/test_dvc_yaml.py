@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from imgclf import paths
+from imgclf.checkpoint import code_digest
+from imgclf.paths import MODEL_NAMES
 from tests.conftest import ROOT, run
 
 PACKAGES = ("imgclf", "stages")
@@ -89,6 +92,18 @@ def test_the_committed_lock_is_of_this_code_and_these_parameters() -> None:
         for changed in modified(entry.get("changed deps", {}))
     ]
     assert stale == [], "rerun the demo (`make demo`) and commit dvc.lock and metrics/"
+
+
+def test_the_committed_training_provenance_is_of_this_library() -> None:
+    """The training stages record the SHA-256 of the whole library, but DVC reruns them only
+    for the modules they import: after a change to another library file (prepare.py), the
+    committed provenance and checkpoints are not what a fresh clone's `make demo` writes."""
+    for name in MODEL_NAMES:
+        provenance = json.loads((ROOT / paths.provenance(f"train_{name}")).read_text())
+        assert provenance[name]["code_sha256"] == code_digest(), (
+            "retrain the demo: `dvc repro -f -s train_scratch && dvc repro -f -s train_transfer "
+            "&& dvc repro`, then commit dvc.lock and metrics/"
+        )
 
 
 def modified(deps: dict) -> list[str]:

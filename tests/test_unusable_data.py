@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,37 +84,33 @@ def test_a_class_too_small_to_split_is_named(tmp_path: Path, make_params) -> Non
         assign_splits(samples, make_params().split, 0)
 
 
-def test_failing_on_an_unusable_data_set_keeps_the_previous_outputs(
-    tmp_path: Path, make_params
-) -> None:
-    root = write_data_set(tmp_path / "data", {"train/a": 3, "train/b": 3})
-    prepare_here(root, make_params)
-    prepared = tmp_path / "prepared"
-    kept = ("images.npy", "thumbnails.npy", "manifest.csv")
-    before = {name: (prepared / name).read_bytes() for name in kept}
+def without_class_b(root: Path) -> None:
     shutil.rmtree(root / "train/b")
-    with pytest.raises(UserError, match="only one class"):
-        prepare_here(root, make_params)
-    assert {name: (prepared / name).read_bytes() for name in before} == before
-    assert sorted(path.name for path in prepared.iterdir()) == [
-        "images.npy",
-        "manifest.csv",
-        "rejected.csv",
-        "thumbnails.npy",
-    ]
 
 
-def test_a_manifest_that_cannot_be_written_keeps_the_previous_cache_with_it(
-    tmp_path: Path, make_params
+def with_a_name_not_utf8(root: Path) -> None:
+    """validate refuses it first; prepare run by its command does not, and fails at the
+    manifest. It sorts last, so the new cache's rows would differ from the old ones."""
+    (root / "train/a/picture_0.png").rename(root / "train/a" / os.fsdecode(b"z\xe9.png"))
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "words"),
+    [
+        (without_class_b, UserError, "only one class"),
+        (with_a_name_not_utf8, UnicodeEncodeError, "surrogates not allowed"),
+    ],
+)
+def test_a_prepare_that_fails_keeps_the_previous_outputs_whole(
+    tmp_path: Path, make_params, change: Callable[[Path], None], error: type, words: str
 ) -> None:
-    # A name that is not UTF-8 (validate refuses it first; prepare run by its command does not).
     root = write_data_set(tmp_path / "data", {"train/a": 3, "train/b": 3})
     prepare_here(root, make_params)
     prepared = tmp_path / "prepared"
     before = {path.name: path.read_bytes() for path in prepared.iterdir()}
-    not_utf8 = os.fsdecode(b"z\xe9.png")  # sorts last: the new cache's rows would differ
-    (root / "train/a/picture_0.png").rename(root / "train/a" / not_utf8)
-    with pytest.raises(UnicodeEncodeError):
+    assert sorted(before) == ["images.npy", "manifest.csv", "rejected.csv", "thumbnails.npy"]
+    change(root)
+    with pytest.raises(error, match=words):
         prepare_here(root, make_params)
     assert {path.name: path.read_bytes() for path in prepared.iterdir()} == before
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from imgclf.atomic import atomic_open
-
-LIBRARY = Path(__file__).parent
+from imgclf.paths import ModelName, training_stage
+from imgclf.sources import stage_code_digest
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
@@ -36,23 +36,18 @@ def weights_digest(weights: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def code_digest() -> str:
-    """SHA-256 of the library's source files."""
-    digest = hashlib.sha256()
-    for source in sorted(LIBRARY.rglob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()
-
-
-def fingerprint(stage_params: dict[str, Any], data_fingerprint: str) -> str:
-    """Identifies what a training run computes (parameters, data and the library's code):
-    a checkpoint of another run is never resumed from."""
-    identity = [stage_params, data_fingerprint, code_digest()]
+def fingerprint(model: ModelName, stage_params: dict[str, Any], data_fingerprint: str) -> str:
+    """Identifies what a training run computes (parameters, data and the stage's code): a
+    checkpoint of another run is never resumed from."""
+    identity = [stage_params, data_fingerprint, stage_code_digest(training_stage(model))]
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def provenance(stage_params: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:
-    """What a checkpoint came from: parameters, data, code and library versions. Nothing that
+def provenance(
+    model: ModelName, stage_params: dict[str, Any], data_fingerprint: str
+) -> dict[str, Any]:
+    """What a checkpoint came from: parameters, data, the stage's code (its files, as DVC
+    tracks them: a change elsewhere leaves it) and library versions. Nothing that
     differs between machines or commits of the same code, so that a rerun anywhere writes the
     same bytes (the commit is the one whose dvc.lock records this file)."""
     import torchvision  # here, not above: it takes seconds to import, and only training needs it
@@ -60,7 +55,7 @@ def provenance(stage_params: dict[str, Any], data_fingerprint: str) -> dict[str,
     return {
         "params": stage_params,
         "data_sha256": data_fingerprint,
-        "code_sha256": code_digest(),
+        "code_sha256": stage_code_digest(training_stage(model)),
         "versions": {
             "python": ".".join(platform.python_version_tuple()[:2]),
             "torch": torch.__version__,

@@ -26,6 +26,10 @@ TEST_PREDICTIONS = METRICS / "test_predictions.csv"  # per image: the review pai
 PLOTS = Path("plots")
 
 
+def training_stage(model: ModelName) -> str:
+    return f"train_{model}"
+
+
 def checkpoint(model: ModelName) -> Path:
     return MODELS / f"{model}.pt"
 
@@ -44,7 +48,7 @@ def history(model: ModelName) -> Path:
 
 
 def train_metrics(model: ModelName) -> Path:
-    return METRICS / f"train_{model}.json"
+    return METRICS / f"{training_stage(model)}.json"
 
 
 def provenance(stage: str) -> Path:

@@ -161,7 +161,7 @@ def run_training_stage(name: ModelName, params: Params) -> None:
     """Train model `name`: here, or in train.nproc processes under torchrun."""
     pin_cpu_arithmetic(params.train)  # first: torchrun's processes inherit the settings
     if params.train.nproc > 1 and not started_by_torchrun():
-        launch_torchrun(f"stages.train_{name}", params.train.nproc)
+        launch_torchrun(f"stages.{paths.training_stage(name)}", params.train.nproc)
         return
     with process_group(params.train) as device:
         train(name, params, device)
@@ -239,12 +239,12 @@ def write_outputs(
     """The kept checkpoint, the history and its picture, the metrics (quality figures, which
     `dvc metrics diff` compares), the provenance (in git, no metric) and the timing (not in
     git: it differs at every run); then one line that says what was kept and where."""
-    name, stage = run.name, f"train_{run.name}"
+    name, stage = run.name, paths.training_stage(run.name)
     weights = save_best(run, progress)
     write_history(name, progress)
     # Under the model's name, so `dvc exp show` names the columns scratch.val_acc, ...
     write_json(paths.train_metrics(name), {name: metrics})
-    origin = checkpoint.provenance(stage_params(name, run.params), run.data.fingerprint)
+    origin = checkpoint.provenance(name, stage_params(name, run.params), run.data.fingerprint)
     del origin["params"]  # params.yaml is beside it in git
     record = {
         "weights_sha256": checkpoint.weights_digest(weights),
@@ -330,7 +330,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         train_batches=train_batches,
         val_batches=val_batches,
         plan=plan,
-        identity=checkpoint.fingerprint(stage_params(name, params), data.fingerprint),
+        identity=checkpoint.fingerprint(name, stage_params(name, params), data.fingerprint),
         mixup=make_mixup(params, len(data.classes)),
         ema=make_ema(model, params),
         bfloat16=uses_bfloat16(
@@ -449,8 +449,8 @@ def stop_if_diverged(name: ModelName, epoch: int, train_loss: float, val_loss: f
     bad = [f"{kind} loss {loss}" for kind, loss in losses.items() if not math.isfinite(loss)]
     if bad:
         raise UserError(
-            f"train_{name}: training diverged in epoch {epoch} ({', '.join(bad)}): lower "
-            f"train.lr or {name}.lr_mult"
+            f"{paths.training_stage(name)}: training diverged in epoch {epoch} "
+            f"({', '.join(bad)}): lower train.lr or {name}.lr_mult"
         )
 
 
@@ -503,7 +503,7 @@ def save_best(run: Run, progress: Progress) -> dict[str, torch.Tensor]:
             "val_loss": best["val_loss"],
             "val_acc": best["val_acc"],
             "provenance": checkpoint.provenance(
-                stage_params(run.name, run.params), run.data.fingerprint
+                run.name, stage_params(run.name, run.params), run.data.fingerprint
             ),
         },
     )

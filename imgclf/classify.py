@@ -16,9 +16,11 @@ import contextlib
 import csv
 import itertools
 import os
+import signal
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import numpy as np
@@ -90,7 +92,9 @@ def decoded(
     kept, images = [], []
     for file in files:
         try:
-            (image,), _ = decode_image(file.read_bytes(), (size,), max_pixels, "--max-pixels")
+            (image,), _ = decode_image(
+                file.read_bytes(), (size,), max_pixels, "--max-pixels", name=str(file)
+            )
         except UnusableImage as reason:
             skip(skipped, file, str(reason))
             continue
@@ -163,8 +167,15 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
         yield file
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # An exception, where the default is instant death: atomic_open removes the unfinished
+    # CSV, and the file it was to replace is left as it was.
+    raise SystemExit(128 + signum)
+
+
 @exit_on_user_error
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     args = parse_args(sys.argv[1:])
     if args.out and args.out.is_dir():
         raise UserError(f"--out {args.out} is a folder: name the CSV file to write")

@@ -23,6 +23,8 @@ INPUT, OUTPUT = "pixels", "logits"  # the ONNX graph's input and output
 # params.yaml's train.cpu_threads and train.deterministic, for a checkpoint saved without them
 DEFAULT_CPU_THREADS, DEFAULT_DETERMINISTIC = 2, True
 
+CHECKPOINT_KEYS = ("model", "architecture", "classes")  # what load_trained and Loaded read
+
 
 class Scorer(Protocol):
     def logits(self, images: np.ndarray) -> np.ndarray: ...
@@ -102,6 +104,10 @@ def load_model(path: Path, threads: int | None = None) -> Loaded:
             f"{path}: no such model file; the pipeline writes models/<model>.pt and "
             "models/export/<model>.onnx (`make demo`, or `dvc repro export`)"
         )
+    try:  # ONNX Runtime and torch.load would report it as a damaged model
+        path.open("rb").close()
+    except OSError as error:
+        raise unreadable(path, error) from None
     if path.suffix == ".onnx":
         return load_export(path, threads)
     if path.suffix in (".pt", ".pth"):
@@ -140,14 +146,14 @@ def load_checkpoint(path: Path, threads: int | None) -> Loaded:
 
     try:
         # Read before the model is built: the arithmetic is pinned before it computes anything.
-        trained_with = checkpoint.load(path)["provenance"]["params"]
+        saved = checkpoint.load(path)
+        trained_with = saved["provenance"]["params"]
         image_size = trained_with["image_size"]
         cpu = cpu_arithmetic(trained_with.get("train", {}), threads)
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError):
-        raise UserError(
-            f"{path}: not a usable checkpoint of this pipeline; its training stages write "
-            "models/<model>.pt (`make demo`, or `dvc repro`)"
-        ) from None
+        raise unusable_checkpoint(path) from None
+    if missing := [key for key in CHECKPOINT_KEYS if key not in saved]:
+        raise unusable_checkpoint(path, f" (it has no {' or '.join(map(repr, missing))})")
     pin_cpu_arithmetic(cpu)
     model = TorchModel(path)
     return Loaded(model, model.trained.meta["classes"], image_size)
@@ -172,6 +178,8 @@ def read_card(onnx_file: Path) -> dict[str, Any]:
             f"{card} not found: an .onnx model is used with the model card the export stage "
             "writes beside it (classes, input size)"
         ) from None
+    except OSError as error:
+        raise unreadable(card, error) from None
     except ValueError:  # not JSON, or not text
         raise unusable_card(card) from None
 
@@ -181,3 +189,14 @@ def unusable_card(card: Path) -> UserError:
         f"{card}: not a usable model card of this pipeline; the export stage writes it beside "
         "models/export/<model>.onnx (`dvc repro export`)"
     )
+
+
+def unusable_checkpoint(path: Path, detail: str = "") -> UserError:
+    return UserError(
+        f"{path}: not a usable checkpoint of this pipeline{detail}; its training stages write "
+        "models/<model>.pt (`make demo`, or `dvc repro`)"
+    )
+
+
+def unreadable(path: Path, error: OSError) -> UserError:
+    return UserError(f"{path}: cannot be read ({error.strerror or error})")

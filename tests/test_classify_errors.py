@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -190,3 +192,85 @@ def test_a_file_named_twice_gets_one_row(export: Path, photos: Path, tmp_path: P
     result = classify(export, photos, photos / "b.png", f"{photos}/../photos/a.png", "--out", out)
     assert result.returncode == 0, result.stderr
     assert sorted(Path(row["file"]).name for row in rows_of(out)) == ["a.png", "b.png", "c.png"]
+
+
+@pytest.mark.parametrize("key", ["model", "architecture", "classes"])
+def test_a_checkpoint_without_a_part_it_needs_stops_with_one_line_naming_it(
+    save_checkpoint: Callable[..., Path], photos: Path, key: str
+) -> None:
+    path = save_checkpoint()
+    saved = checkpoint.load(path)
+    del saved[key]
+    checkpoint.save(path, saved)
+    result = classify(path, photos)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"error: {path}: not a usable checkpoint of this pipeline (it has no '{key}');"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def bound_by_file_permissions() -> list[str]:
+    """What runs a command so that a file's permissions bind it: root reads any file unless
+    it gives up the two capabilities that let it (setpriv, of util-linux)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("run as root, and no setpriv to give up reading every file")
+    capabilities = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={capabilities}", f"--bounding-set={capabilities}"]
+
+
+@pytest.mark.parametrize(
+    ("model", "locked"),
+    [
+        ("pt", "models/tiny.pt"),
+        ("onnx", "models/export/tiny.onnx"),
+        ("onnx", "models/export/tiny.json"),
+    ],
+    ids=["pt", "onnx", "card"],
+)
+def test_a_model_file_that_cannot_be_read_is_named_as_unreadable(
+    export: Path,
+    save_checkpoint: Callable[..., Path],
+    photos: Path,
+    tmp_path: Path,
+    model: str,
+    locked: str,
+) -> None:
+    path = export if model == "onnx" else save_checkpoint()
+    (tmp_path / locked).chmod(0)
+    command = [*bound_by_file_permissions(), *COMMAND, str(path), str(photos)]
+    result = run(command, ROOT, check=False)
+    assert result.returncode == 1
+    expected = f"error: {tmp_path / locked}: cannot be read (Permission denied)"
+    assert result.stderr.strip() == expected
+
+
+def test_sigterm_while_writing_keeps_the_old_csv_and_leaves_no_temporary_file(
+    export: Path, tmp_path: Path
+) -> None:
+    # 400 large images, each a link to one file: seconds of decoding, made in no time.
+    folder = tmp_path / "large"
+    folder.mkdir()
+    Image.new("RGB", (2000, 2000), "red").save(folder / "0.png")
+    for number in range(1, 400):
+        os.link(folder / "0.png", folder / f"{number}.png")
+    out = tmp_path / "out.csv"
+    out.write_text("old\n")
+    command = [*COMMAND, str(export), str(folder), "--out", str(out)]
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stderr
+        stderr = b""
+        while b"classify:" not in stderr:  # the progress bar: the temporary CSV is open
+            chunk = process.stderr.read1()
+            assert chunk, stderr
+            stderr += chunk
+        process.send_signal(signal.SIGTERM)
+        stderr += process.communicate(timeout=60)[1]
+    assert [file.name for file in tmp_path.iterdir() if file.suffix == ".tmp"] == []
+    assert out.read_text() == "old\n"
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert b"Traceback" not in stderr, stderr

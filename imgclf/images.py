@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ def decode_image(
     sizes: Sequence[int],
     max_pixels: int,
     max_pixels_setting: str = "prepare.max_image_pixels",
+    name: str = "",
 ) -> tuple[list[np.ndarray], tuple[int, int]]:
     """Decode encoded image bytes into one (size, size, 3) uint8 array for each of `sizes`,
     and the original (w, h), as the picture is shown. A larger image than `max_pixels` is
@@ -40,11 +42,12 @@ def decode_image(
     and JPEGs are shrunk while they decode, so a huge photo never sits in memory whole. How
     much a JPEG shrinks depends on the size asked for, so each size is decoded on its own
     (once for sizes that shrink it alike): an image never depends on the other sizes asked.
+    A warning given while decoding is given again naming `name`, the file's path.
     """
     if not data:
         raise UnusableImage("empty file (0 bytes)")
     try:
-        with pillow_size_limit_lifted():
+        with pillow_size_limit_lifted(), warnings_naming(name):
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
                 raise UnusableImage(
@@ -84,6 +87,22 @@ def pillow_size_limit_lifted() -> Iterator[None]:
         yield
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+@contextlib.contextmanager
+def warnings_naming(name: str) -> Iterator[None]:
+    """Pillow warns of a part of a file it skips ('Corrupt EXIF data') without naming the file,
+    and only the first time a message comes: give each once for each file, as from the file
+    (`name:0: UserWarning: Corrupt EXIF data...`), where Python would name a line of Pillow."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:
+        for category, message in dict.fromkeys((w.category, str(w.message)) for w in caught):
+            if name:
+                warnings.warn_explicit(message, category, name, 0)
+            else:
+                warnings.warn(message, category, stacklevel=1)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Protocol
 from imgclf.config import DataParams
 from imgclf.errors import UserError
 from imgclf.images import IMAGE_SUFFIXES
+from imgclf.wording import listed
 
 LABELLED_SOURCES = ("train", "val", "test")
 # Windows writes these into folders and hides them, as macOS does its dot files.
@@ -95,8 +97,10 @@ def scan(data: DataParams) -> Scan:
 
 def check_trainable(items: Iterable[Labelled], data: DataParams, note: str = "") -> None:
     """Stop unless there are at least two training classes, and no val or test class that
-    training lacks; `note` (what was left out, and where it is listed) ends each message."""
+    training lacks, nor one class name written in two Unicode forms; `note` (what was left
+    out, and where it is listed) ends each message."""
     items = list(items)
+    refuse_names_written_two_ways(items, data)
     train = Path(data.root) / data.train_dir
     train_classes = {item.label for item in items if item.source == "train"}
     suffix = f" ({note})" if note else ""
@@ -114,6 +118,34 @@ def check_trainable(items: Iterable[Labelled], data: DataParams, note: str = "")
                 f"{source} classes {sorted(unknown)} have no training images; add them under "
                 f"{train} or remove them from the {source} folder"
             )
+
+
+def refuse_names_written_two_ways(items: list[Labelled], data: DataParams) -> None:
+    """macOS writes a name decomposed (NFD: 'e' and a combining accent), most other systems
+    composed (NFC: 'é'): the two print alike, but are two folders, and so two classes."""
+    spellings: dict[str, dict[tuple[str, str], None]] = {}
+    for item in items:
+        if item.source in LABELLED_SOURCES:
+            named = spellings.setdefault(unicodedata.normalize("NFC", item.label), {})
+            named[item.source, item.label] = None
+    folders = source_dirs(data)
+    twins = [
+        " and ".join(f"{folders[source]}/{label} ({normal_form(label)})" for source, label in found)
+        for found in spellings.values()
+        if len({label for _, label in found}) > 1
+    ]
+    if twins:
+        raise UserError(
+            f"class folders whose names differ only in Unicode normalisation (NFC and NFD): "
+            f"{listed(twins)}. Rename one so that both are written alike (in one split, merge the "
+            f"two), e.g. all to NFC with `convmv -f utf8 -t utf8 --nfc -r --notest {data.root}`"
+        )
+
+
+def normal_form(name: str) -> str:
+    """NFC or NFD; a name can be neither (U+212B, the Angstrom sign, which NFC makes U+00C5)."""
+    forms = (form for form in ("NFC", "NFD") if unicodedata.is_normalized(form, name))
+    return next(forms, "neither NFC nor NFD")
 
 
 def _collect(folder: Path, root: Path, source: str, label: str, result: Scan) -> int:

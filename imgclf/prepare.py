@@ -109,7 +109,9 @@ def _load(task: tuple[Path, Candidate, int, int]) -> Decoded:
         return Decoded(candidate, "", None, None, 0, (0, 0), f"unreadable: {error.strerror}")
     digest = hashlib.sha256(data).hexdigest()
     try:
-        (image, analysis), original_size = decode_image(data, (size, ANALYSIS_SIZE), max_pixels)
+        (image, analysis), original_size = decode_image(
+            data, (size, ANALYSIS_SIZE), max_pixels, name=str(candidate.path)
+        )
     except UnusableImage as reason:
         return Decoded(candidate, digest, None, None, 0, (0, 0), str(reason))
     dhash, thumbnail = fingerprint(analysis)

@@ -37,6 +37,9 @@ def validate(params: Params) -> dict[str, Any]:
     if root.is_dir():
         check_tree(root)
     found = scan(params.data)  # a missing folder, or no images at all, stops here
+    # The scan follows links to folders, where check_tree (as DVC) does not look.
+    scanned = [c.path for c in found.candidates] + [path for path, _ in found.rejected]
+    refuse_undecodable_names([root / path for path in scanned], root)
     for warning in found.warnings:
         print(f"warning: {warning}")
     check_trainable(found.candidates, params.data)
@@ -110,18 +113,27 @@ def check_tree(root: Path) -> None:
 
 def refuse_undecodable_names(paths: list[Path], root: Path) -> None:
     """prepare lists the files in UTF-8, which cannot hold a name that is not UTF-8: Linux
-    keeps a name's bytes as they came, e.g. cp1252 from a zip made on Windows."""
-    undecodable = [
-        os.fsencode(path.relative_to(root)).decode("utf-8", "backslashreplace")
+    keeps a name's bytes as they came, e.g. cp1252 from a zip made on Windows. Each is named
+    once, up to its first name that is not UTF-8: a folder, not each file in it."""
+    undecodable = dict.fromkeys(
+        os.fsencode(part).decode("utf-8", "backslashreplace")
         for path in paths
-        if not is_utf8(path.name)
-    ]
+        if (part := undecodable_part(path.relative_to(root)))
+    )
     if undecodable:
         raise UserError(
             f"data.root: names that are not UTF-8, which prepare cannot list: "
-            f"{listed(undecodable)}. Rename them to UTF-8, e.g. those from a zip made on "
+            f"{listed(list(undecodable))}. Rename them to UTF-8, e.g. those from a zip made on "
             f"Windows with `convmv -f cp1252 -t utf8 -r --notest {root}`"
         )
+
+
+def undecodable_part(path: Path) -> Path | None:
+    """`path` up to its first name that is not UTF-8; None if all are."""
+    for end, name in enumerate(path.parts, 1):
+        if not is_utf8(name):
+            return Path(*path.parts[:end])
+    return None
 
 
 def is_utf8(name: str) -> bool:

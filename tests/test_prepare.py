@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import struct
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from tests.dirty import (
     make_dirty_folder,
     picture,
     png_claiming,
+    write_data_set,
 )
 
 SIZE = 32
@@ -215,3 +217,32 @@ def test_a_float_image_is_read_in_its_own_range(value: float, grey: int) -> None
     picture = Image.fromarray(np.full((8, 8), value, np.float32))
     assert picture.mode == "F"
     assert np.abs(np.asarray(to_rgb(picture), dtype=int) - grey).max() <= 1
+
+
+def jpeg_with_corrupt_exif() -> bytes:
+    """Pillow warns of a damaged part it skips, here EXIF whose first directory claims five
+    entries and holds one, without saying which file; the image itself is kept."""
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<LH", 8, 5) + struct.pack("<HHLL", 0x0112, 3, 1, 6)
+    encoded = io.BytesIO()
+    Image.new("RGB", (16, 16), RED).save(encoded, "JPEG", exif=exif, quality=95)
+    return encoded.getvalue()
+
+
+def test_a_warning_while_decoding_names_the_file() -> None:
+    with pytest.warns(UserWarning) as caught:
+        (image,), size = decode_image(
+            jpeg_with_corrupt_exif(), [8], 10**8, name="train/cat/broken.jpg"
+        )
+    assert [(warning.filename, str(warning.message)) for warning in caught] == [
+        ("train/cat/broken.jpg", "Corrupt EXIF data.  Expecting to read 12 bytes but only got 0. ")
+    ]
+    assert size == (16, 16) and np.abs(image.astype(int) - RED).max() <= 8
+
+
+def test_prepare_names_the_file_a_decoding_warning_is_about(tmp_path: Path, workdir) -> None:
+    """As a user runs it: the warning comes from a decoding process, on its stderr."""
+    root = write_data_set(tmp_path / "data", {"train/cat": 3, "train/dog": 3})
+    (root / "train/cat/broken.jpg").write_bytes(jpeg_with_corrupt_exif())
+    project = workdir(data__root=str(root))
+    result = run([sys.executable, "-m", "stages.prepare"], project, env={"PYTHONPATH": str(ROOT)})
+    assert "train/cat/broken.jpg:0: UserWarning: Corrupt EXIF data." in result.stderr

@@ -253,3 +253,42 @@ def test_the_scans_warnings_are_printed(
     (root / "train/birds/robin.jfif").write_bytes(b"\xff\xd8\xff")  # no extension prepare reads
     validate(params_for(root))
     assert "warning: train/birds/ holds no images: not a class" in capsys.readouterr().out
+
+
+def test_names_that_are_not_utf8_in_a_linked_folder_stop(tmp_path: Path, params_for) -> None:
+    """validate walks as DVC does, links not followed; prepare lists what they hold."""
+    root = write_data_set(tmp_path / "photos", TWO_CLASSES)
+    shutil.move(root / "train/dogs", tmp_path / "dogs")
+    (root / "train/dogs").symlink_to(tmp_path / "dogs", target_is_directory=True)
+    shutil.copy(tmp_path / "dogs/picture_4.png", tmp_path / os.fsdecode(b"dogs/caf\xe9.png"))
+    write_data_set(tmp_path, {os.fsdecode(b"dogs/\xc9t\xe9"): 2}, first_seed=20)  # a folder
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root))
+    message = str(raised.value)
+    assert r"prepare cannot list: train/dogs/caf\xe9.png; train/dogs/\xc9t\xe9. Rename" in message
+
+
+@pytest.mark.parametrize(
+    ("counts", "named"),
+    [
+        (
+            {"train/caf\u00e9": 4, "train/dogs": 4, "test/cafe\u0301": 1, "test/dogs": 1},
+            "train/caf\u00e9 (NFC) and test/cafe\u0301 (NFD)",
+        ),
+        (
+            {**TWO_CLASSES, "train/caf\u00e9": 4, "train/cafe\u0301": 4},
+            "train/cafe\u0301 (NFD) and train/caf\u00e9 (NFC)",  # as sorted: "e" before "\u00e9"
+        ),
+    ],
+    ids=["across splits", "in one split"],
+)
+def test_class_names_written_in_two_unicode_forms_stop(
+    tmp_path: Path, params_for, counts: dict, named: str
+) -> None:
+    """macOS writes names decomposed (NFD): 'café' from a Mac and from Linux print alike but
+    are two folders."""
+    root = write_data_set(tmp_path / "photos", counts)
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root))
+    message = str(raised.value)
+    assert f"differ only in Unicode normalisation (NFC and NFD): {named}. Rename one" in message

@@ -155,7 +155,11 @@ def load_checkpoint(path: Path, threads: int | None) -> Loaded:
     if missing := [key for key in CHECKPOINT_KEYS if key not in saved]:
         raise unusable_checkpoint(path, f" (it has no {' or '.join(map(repr, missing))})")
     pin_cpu_arithmetic(cpu)
-    model = TorchModel(path)
+    try:
+        model = TorchModel(path)
+    except (TypeError, ValueError, RuntimeError) as error:  # from building it, or its weights
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise unusable_checkpoint(path, f" ({reason})") from None
     return Loaded(model, model.trained.meta["classes"], image_size)
 
 

@@ -210,6 +210,36 @@ def test_a_checkpoint_without_a_part_it_needs_stops_with_one_line_naming_it(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (
+            lambda saved: saved["architecture"].update(depth=7),
+            "unexpected keyword argument 'depth'",
+        ),
+        (lambda saved: saved["model"].popitem(), "Error(s) in loading state_dict"),
+    ],
+    ids=["architecture", "weights"],
+)
+def test_a_checkpoint_whose_network_does_not_fit_stops_with_one_line(
+    save_checkpoint: Callable[..., Path],
+    photos: Path,
+    damage: Callable[[dict], object],
+    reason: str,
+) -> None:
+    path = save_checkpoint()
+    saved = checkpoint.load(path)
+    damage(saved)
+    checkpoint.save(path, saved)
+    result = classify(path, photos)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {path}: not a usable checkpoint of this pipeline ("), (
+        result.stderr
+    )
+    assert reason in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def bound_by_file_permissions() -> list[str]:
     """What runs a command so that a file's permissions bind it: root reads any file unless
     it gives up the two capabilities that let it (setpriv, of util-linux)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgclf.config import CheckParams
-from imgclf.duplicates import NearDuplicates
+from imgclf.duplicates import NearDuplicates, joined
 from imgclf.samples import Sample, SplitData
 from imgclf.wording import counted
 
@@ -34,7 +34,8 @@ class Group:
 
     @property
     def leaks(self) -> bool:
-        """The same picture on both sides of a train / evaluation boundary."""
+        """The same picture in two of train, val and test (val and test too: a checkpoint
+        chosen on val would then be partly chosen on test)."""
         labelled = self.splits - {"predict"}
         return len(labelled) > 1
 
@@ -64,6 +65,8 @@ class Findings:
             "exact_across_splits": sum(g.leaks for g in self.exact),
             "label_conflicts": sum(g.conflicts for g in self.exact),
             "near_duplicate_groups": len(self.near),
+            "near_across_splits": sum(g.leaks for g in self.near),
+            "near_label_conflicts": sum(g.conflicts for g in self.near),
             "leakage_groups": len(self.leaking),
         }
 
@@ -82,21 +85,27 @@ def find_problems(data: SplitData, thumbnails: np.ndarray, options: CheckParams)
     findings.exact = [
         Group("exact", tuple(members)) for members in by_content.values() if len(members) > 1
     ]
-    findings.near = _near_duplicates_across_splits(used, thumbnails, options)
+    findings.near = _near_duplicates(used, thumbnails, options)
     return findings
 
 
-def _near_duplicates_across_splits(
+def _near_duplicates(
     used: list[tuple[Sample, str]], thumbnails: np.ndarray, options: CheckParams
 ) -> list[Group]:
-    """For each val or test image, the training files that look the same (exact copies are
-    reported as such, not again here)."""
-    train = NearDuplicates([s for s, sp in used if sp == "train"], thumbnails, options)
-    groups = []
-    for sample, split in used:
-        if split in ("val", "test") and (copies := train.of(sample)):
-            groups.append(Group("near", ((sample, split), *((s, "train") for s in copies))))
-    return groups
+    """Near copies in two of train, val and test, or under two labels: each set joined through
+    such pairs is a group. Copies with the same file are exact, not paired here."""
+    labelled = [(s, split) for s, split in used if split != "predict"]
+    split_of = {s.index: split for s, split in labelled}
+    pairs = [
+        (a.index, b.index)
+        for a, b in NearDuplicates([s for s, _ in labelled], thumbnails, options).pairs()
+        if split_of[a.index] != split_of[b.index] or a.label != b.label
+    ]
+    group_of = joined(list(split_of), pairs)
+    members: dict[int, list[tuple[Sample, str]]] = defaultdict(list)
+    for member in labelled:
+        members[group_of[member[0].index]].append(member)
+    return [Group("near", tuple(group)) for group in members.values() if len(group) > 1]
 
 
 def report(findings: Findings, leakage_stops: bool) -> str:
@@ -116,8 +125,10 @@ def report(findings: Findings, leakage_stops: bool) -> str:
         f"- exact duplicate groups: {metrics['exact_duplicate_groups']}"
         f" ({metrics['exact_across_splits']} across splits,"
         f" {metrics['label_conflicts']} under two labels)",
-        f"- near-duplicate groups across splits: {metrics['near_duplicate_groups']}",
-        "- leakage (a picture in train and in val or test): "
+        f"- near-duplicate groups: {metrics['near_duplicate_groups']}"
+        f" ({metrics['near_across_splits']} across splits,"
+        f" {metrics['near_label_conflicts']} under two labels)",
+        "- leakage (a picture in two of train, val and test): "
         + counted(metrics["leakage_groups"], "group")
         + (" - the pipeline stops (check.fail_on_leakage)" if leakage_stops else ""),
         "",

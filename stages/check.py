@@ -29,7 +29,8 @@ def main() -> None:
         ["group", "kind", "leak", "label_conflict", "path", "split", "label"],
         group_rows(findings),
     )
-    write_json(paths.METRICS / "check.json", findings.metrics())
+    metrics = findings.metrics()
+    write_json(paths.METRICS / "check.json", metrics)
     for split in SPLITS:
         write_csv(
             paths.PLOTS / "class_counts" / f"{split}.csv",
@@ -52,7 +53,9 @@ def main() -> None:
     print(
         f"check: {len(findings.exact)} exact and "
         + counted(len(findings.near), "near-duplicate group")
-        + f", {len(leaking)} leaking across splits; details in {paths.CHECK_DIR / 'report.md'}"
+        + f", {len(leaking)} leaking across splits,"
+        f" {metrics['label_conflicts'] + metrics['near_label_conflicts']} under two labels;"
+        f" details in {paths.CHECK_DIR / 'report.md'}"
     )
     if leaking and params.check.fail_on_leakage:
         listed = "; ".join(

@@ -1,6 +1,6 @@
 """check: exact duplicates within and across splits, one picture under two labels, and a
-resized, re-encoded copy across splits, found before any training; other pictures are not,
-whatever data.image_size the cache is made at."""
+resized, re-encoded copy across splits (val and test included) or under two labels, found
+before any training; other pictures are not, whatever data.image_size the cache is made at."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from imgclf import paths
-from imgclf.check import find_problems
+from imgclf.check import Group, find_problems
 from imgclf.config import load_params
 from imgclf.samples import load_split_data
 from tests.conftest import run_stage
@@ -23,6 +23,8 @@ WITHIN = {"train/a/p1.png", "train/a/p1_copy.png"}
 TWO_LABELS = {"train/a/p4.png", "train/b/p4.png"}
 ACROSS = {"train/b/p5.png", "test/b/p5.png"}
 NEAR = {"train/b/p6.png", "test/b/p6_small.jpg"}
+NEAR_TWO_LABELS = {"train/a/p12.png", "train/b/p12_small.jpg"}
+NEAR_VAL_TEST = {"val/b/p13.png", "test/b/p13_small.jpg"}
 # A picture, and the same under fine stripes (a period of 8 of its 96 pixels): a different
 # picture at check's fixed analysis size. Judged on the cache instead, it was a near duplicate
 # at data.image_size 16 (mean difference 3.2 of 255), where the stripes blur away, and not at
@@ -48,14 +50,20 @@ def make_project(workdir, image_size: int = 32, **overrides) -> Path:
         "train/b/p4.png": "train/a/p4.png",
         "test/b/p5.png": "train/b/p5.png",
     }
-    for path in [*ALONE - STRIPED, *copies.values(), "train/b/p6.png", "train/a/p11.png"]:
+    near_copies = {
+        "test/b/p6_small.jpg": "train/b/p6.png",
+        "train/b/p12_small.jpg": "train/a/p12.png",
+        "test/b/p13_small.jpg": "val/b/p13.png",
+    }
+    for path in [*ALONE - STRIPED, *copies.values(), *near_copies.values(), "train/a/p11.png"]:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         picture(int(Path(path).stem.removeprefix("p"))).save(root / path)
     for copy, original in copies.items():
         (root / copy).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / original, root / copy)
-    small = Image.open(root / "train/b/p6.png").resize((60, 60), Image.Resampling.LANCZOS)
-    small.save(root / "test/b/p6_small.jpg", quality=75)
+    for copy, original in near_copies.items():
+        small = Image.open(root / original).resize((60, 60), Image.Resampling.LANCZOS)
+        small.save(root / copy, quality=75)
     stripes = 40 * np.sin(np.arange(96) * np.pi / 4)[None, :, None]
     striped = np.asarray(Image.open(root / "train/a/p11.png"), dtype=np.float64) + stripes
     Image.fromarray(striped.clip(0, 255).astype(np.uint8)).save(root / "test/a/p11_striped.png")
@@ -72,8 +80,9 @@ def test_each_kind_of_duplicate_is_found_and_no_other(workdir) -> None:
     assert not exact[frozenset(WITHIN)].leaks and not exact[frozenset(WITHIN)].conflicts
     assert exact[frozenset(TWO_LABELS)].conflicts and not exact[frozenset(TWO_LABELS)].leaks
     assert exact[frozenset(ACROSS)].leaks and not exact[frozenset(ACROSS)].conflicts
-    assert [{s.path for s, _ in group.members} for group in findings.near] == [NEAR]
-    assert findings.near[0].leaks
+    near = {frozenset(s.path for s, _ in group.members): group for group in findings.near}
+    assert set(near) == {frozenset(NEAR), frozenset(NEAR_TWO_LABELS), frozenset(NEAR_VAL_TEST)}
+    assert near[frozenset(NEAR)].leaks and not near[frozenset(NEAR)].conflicts
     assert findings.metrics() | {"images": None, "imbalance": None} == {
         "images": None,
         "imbalance": None,
@@ -81,25 +90,48 @@ def test_each_kind_of_duplicate_is_found_and_no_other(workdir) -> None:
         "exact_within_split": 2,
         "exact_across_splits": 1,
         "label_conflicts": 1,
-        "near_duplicate_groups": 1,
-        "leakage_groups": 2,
+        "near_duplicate_groups": 3,
+        "near_across_splits": 2,
+        "near_label_conflicts": 1,
+        "leakage_groups": 3,
     }
+
+
+def near_groups(project: Path) -> dict[frozenset[str], Group]:
+    """check's near-duplicate groups in `project`, by their paths."""
+    data = load_split_data(project / paths.MANIFEST, project / paths.SPLIT)
+    findings = find_problems(data, np.load(project / paths.THUMBNAILS), load_params().check)
+    return {frozenset(s.path for s, _ in group.members): group for group in findings.near}
+
+
+def test_near_copies_under_two_labels_in_one_split_are_a_label_conflict(workdir) -> None:
+    group = near_groups(make_project(workdir))[frozenset(NEAR_TWO_LABELS)]
+    assert group.conflicts and not group.leaks
+
+
+def test_near_copies_in_val_and_test_leak(workdir) -> None:
+    """A checkpoint chosen on val would be partly chosen on test."""
+    group = near_groups(make_project(workdir))[frozenset(NEAR_VAL_TEST)]
+    assert group.leaks and not group.conflicts
 
 
 def test_the_report_lists_each_group_with_its_paths(workdir, capsys) -> None:
     project = make_project(workdir)
     assert run_stage("check") == 0
     report = (project / paths.CHECK_DIR / "report.md").read_text()
-    for path in WITHIN | TWO_LABELS | ACROSS | NEAR:
+    for path in WITHIN | TWO_LABELS | ACROSS | NEAR | NEAR_TWO_LABELS | NEAR_VAL_TEST:
         assert f"`{path}`" in report
     for path in ALONE:
         assert path not in report
     with open(project / paths.CHECK_DIR / "duplicates.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert {row["path"] for row in rows} == WITHIN | TWO_LABELS | ACROSS | NEAR
+    assert {row["path"] for row in rows} == (
+        WITHIN | TWO_LABELS | ACROSS | NEAR | NEAR_TWO_LABELS | NEAR_VAL_TEST
+    )
     metrics = json.loads((project / paths.METRICS / "check.json").read_text())
-    assert metrics["leakage_groups"] == 2 and metrics["label_conflicts"] == 1
-    assert "2 leaking across splits" in capsys.readouterr().out
+    assert metrics["leakage_groups"] == 3 and metrics["label_conflicts"] == 1
+    assert metrics["near_across_splits"] == 2 and metrics["near_label_conflicts"] == 1
+    assert "3 leaking across splits, 2 under two labels" in capsys.readouterr().out
 
 
 def test_fail_on_leakage_stops_before_training_naming_the_paths(workdir, capsys) -> None:
@@ -108,7 +140,7 @@ def test_fail_on_leakage_stops_before_training_naming_the_paths(workdir, capsys)
     assert run_stage("check") == 1
     error = capsys.readouterr().err
     assert error.startswith("error: leakage between splits (check.fail_on_leakage is true)")
-    for path in ACROSS | NEAR:
+    for path in ACROSS | NEAR | NEAR_VAL_TEST:
         assert path in error
     assert len(error.splitlines()) == 1
 
@@ -125,4 +157,8 @@ def test_the_same_groups_at_any_image_size(workdir) -> None:
                 groups.setdefault(f"{row['kind']} {row['group']}", set()).add(row["path"])
         found[size] = {(name.split()[0], frozenset(members)) for name, members in groups.items()}
     assert found[16] == found[48]
-    assert {members for kind, members in found[16] if kind == "near"} == {frozenset(NEAR)}
+    assert {members for kind, members in found[16] if kind == "near"} == {
+        frozenset(NEAR),
+        frozenset(NEAR_TWO_LABELS),
+        frozenset(NEAR_VAL_TEST),
+    }

@@ -3,9 +3,11 @@
     python -m imgclf.review --rev main --out review
 
 writes review/report.md (`dvc params diff` and `dvc metrics diff` as tables; for each model,
-whether its change in test accuracy is beyond noise; and every picture that changed, the
-revision's beside the workspace's) and review/plots/index.html (`dvc plots diff`: all plots of
-both, side by side). Run it from the project's root after `dvc repro`.
+whether its weights changed and whether its change in test accuracy is beyond noise; the test
+images whose predicted class changed; and every picture that changed, the revision's beside the
+workspace's) and review/plots/index.html (`dvc plots diff`: all plots of both, side by side).
+Run it from the project's root after `dvc repro`: it refuses outputs older than the workspace's
+code and parameters.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from scipy.stats import binomtest
 
 from imgclf import paths
 from imgclf.atomic import write_text
+from imgclf.paths import MODEL_NAMES
 
 WORKSPACE = "workspace"
+PREDICTIONS_LISTED = 30  # rows of the report; the CSV has them all
 
 
 def dvc(*args: str) -> str:
@@ -36,6 +40,52 @@ def dvc(*args: str) -> str:
     if result.returncode != 0:
         raise SystemExit(f"dvc {' '.join(args)} failed:\n{result.stderr.strip()}")
     return result.stdout
+
+
+def git_show(rev: str, path: Path) -> str | None:
+    """The file at `path` in git revision `rev`, or None where it has none."""
+    shown = subprocess.run(
+        ["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True, check=False
+    )
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def check_revision(rev: str) -> None:
+    known = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        check=False,
+    )
+    if known.returncode != 0:
+        raise SystemExit(
+            f"review: {rev!r} is not a git revision here: name a branch, tag or commit "
+            "(make review REV=main)"
+        )
+
+
+def stale_stages() -> list[str]:
+    """'stage: dependency' for each dependency that changed since dvc.lock recorded it: code
+    or parameters edited without `dvc repro`, so the outputs are not of them. Outputs that are
+    missing (a clean clone: DVC's cache is not in git) are not stale."""
+    status = json.loads(dvc("status", "--json"))
+    return [
+        f"{stage}: {changed}"
+        for stage, entries in status.items()
+        for entry in entries
+        if isinstance(entry, dict)  # "always changed" is a string
+        for changed in changed_deps(entry.get("changed deps", {}))
+    ]
+
+
+def changed_deps(deps: dict) -> list[str]:
+    """The files and parameters in `dvc status`'s changed deps that are there but differ."""
+    found = []
+    for name, status in deps.items():
+        if isinstance(status, dict):  # a params file: each parameter's status
+            found += [f"{name}:{key}" for key, value in status.items() if value != "deleted"]
+        elif status != "deleted":
+            found.append(name)
+    return found
 
 
 def table(markdown: str) -> str:
@@ -126,22 +176,18 @@ def pair(before: dict[str, dict[str, str]], now: dict[str, dict[str, str]]) -> l
 
 def signal_or_noise(rev: str) -> str:
     """For each model, in words: did the test accuracy move beyond what chance explains?"""
-    shown = subprocess.run(
-        ["git", "show", f"{rev}:{paths.TEST_PREDICTIONS.as_posix()}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if shown.returncode != 0:
+    shown = git_show(rev, paths.TEST_PREDICTIONS)
+    if shown is None:
         return f"`{rev}` has no {paths.TEST_PREDICTIONS}: no per-image comparison is possible."
     if not paths.TEST_PREDICTIONS.exists():
         return f"The workspace has no {paths.TEST_PREDICTIONS}: run `dvc repro` first."
-    paired = pair(
-        read_predictions(shown.stdout), read_predictions(paths.TEST_PREDICTIONS.read_text())
-    )
+    before, now = read_predictions(shown), read_predictions(paths.TEST_PREDICTIONS.read_text())
+    paired = pair(before, now)
     if not paired:
         return f"The test images differ between `{rev}` and the workspace: they cannot be paired."
     lines = [
+        weights_line(rev),
+        "",
         f"Each model's predictions at `{rev}` and now, on the same {paired[0].images} test "
         f"images; McNemar's exact test on the images whose verdict changed (p < {SIGNIFICANCE}: "
         "beyond noise).",
@@ -163,7 +209,48 @@ def signal_or_noise(rev: str) -> str:
             f"| {result.model} | {result.right_before} | {result.right_now} | {result.only_before} "
             f"| {result.only_now} | {result.p_value:.3g} | {verdict} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *prediction_changes(rev, before, now)])
+
+
+def weights_line(rev: str) -> str:
+    """Whether each model's weights changed, by the SHA-256 its training stage recorded."""
+    said = []
+    for model in MODEL_NAMES:
+        path = paths.provenance(paths.training_stage(model))
+        then = git_show(rev, path)
+        if then is None or not path.exists():
+            said.append(f"{model} not recorded on both sides")
+            continue
+        digests = [json.loads(text)[model]["weights_sha256"] for text in (then, path.read_text())]
+        said.append(f"{model} {'the same' if digests[0] == digests[1] else 'changed'}")
+    return f"Weights (their SHA-256 in `metrics/provenance/`): {', '.join(said)}."
+
+
+def prediction_changes(
+    rev: str, before: dict[str, dict[str, str]], now: dict[str, dict[str, str]]
+) -> list[str]:
+    """The test images whose predicted class changed, model by model (a wrong answer that
+    became another wrong one too), the first PREDICTIONS_LISTED of them."""
+    changes = [
+        (model, path, row["label"], before[path][model], row[model])
+        for model in next(iter(now.values()), {})
+        if model != "label"
+        for path, row in now.items()
+        if model in before[path] and before[path][model] != row[model]
+    ]
+    if not changes:
+        return ["No test image's predicted class changed."]
+    lines = [
+        f"Test images whose predicted class changed: {len(changes)}"
+        + (f", the first {PREDICTIONS_LISTED}" if len(changes) > PREDICTIONS_LISTED else "")
+        + f" (all in `{paths.TEST_PREDICTIONS}`).",
+        "",
+        f"| model | image | label | at `{rev}` | now |",
+        "|---|---|---|---|---|",
+    ]
+    for model, path, label, then, now_ in changes[:PREDICTIONS_LISTED]:
+        lines.append(f"| {model} | `{path}` | {label} | {then} | {now_} |")
+    return lines
 
 
 def report(rev: str, out: Path) -> str:
@@ -211,6 +298,12 @@ def main() -> None:
     parser.add_argument("--rev", default="HEAD", help="git revision to compare with (HEAD)")
     parser.add_argument("--out", type=Path, default=Path("review"), help="folder (review)")
     args = parser.parse_args()
+    check_revision(args.rev)
+    if stale := stale_stages():
+        raise SystemExit(
+            "review: the outputs are not of the workspace's code and parameters (changed since "
+            f"dvc.lock: {'; '.join(stale)}): run `dvc repro` first"
+        )
     path = args.out / "report.md"
     write_text(path, report(args.rev, args.out))
     print(f"review: {path}, {args.out / 'plots' / 'index.html'}")

@@ -3,13 +3,12 @@ the imports, transitively), so editing any of them reruns exactly the stages tha
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from ruamel.yaml import YAML
 
+from imgclf.review import stale_stages
 from imgclf.sources import stage_sources
-from tests.conftest import ROOT, run
+from tests.conftest import ROOT
 
 STAGES = YAML(typ="safe", pure=True).load((ROOT / "dvc.yaml").read_text())["stages"]
 
@@ -30,28 +29,12 @@ def test_no_stage_lists_a_module_it_does_not_import(name: str) -> None:
     assert not extra, f"stage {name} lists modules it never imports: {sorted(extra)}"
 
 
-def test_the_committed_lock_is_of_this_code_and_these_parameters() -> None:
+def test_the_committed_lock_is_of_this_code_and_these_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """dvc.lock, committed with the demo's outputs, records the hash of every file and
     parameter each stage read: a library change without a demo rerun would leave a fresh
     clone's `make demo` changing dvc.lock and the provenance (`git status` not clean).
-    Outputs a clean clone lacks (DVC's cache is not in git) are 'deleted', not 'modified'."""
-    result = run(["dvc", "status", "--json"], ROOT)
-    stale = [
-        f"{stage}: {changed}"
-        for stage, entries in json.loads(result.stdout).items()
-        for entry in entries
-        if isinstance(entry, dict)
-        for changed in modified(entry.get("changed deps", {}))
-    ]
-    assert stale == [], "rerun the demo (`make demo`) and commit dvc.lock and metrics/"
-
-
-def modified(deps: dict) -> list[str]:
-    """The files and parameters in `dvc status`'s changed deps that are there but differ."""
-    found = []
-    for name, status in deps.items():
-        if isinstance(status, dict):  # a params file: each parameter's status
-            found += [f"{name}:{key}" for key, value in status.items() if value == "modified"]
-        elif status == "modified":
-            found.append(name)
-    return found
+    Outputs a clean clone lacks (DVC's cache is not in git) are 'deleted', not stale."""
+    monkeypatch.chdir(ROOT)
+    assert stale_stages() == [], "rerun the demo (`make demo`) and commit dvc.lock and metrics/"

@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 from ruamel.yaml import YAML
 
+from bench.workspace import write_params
+from imgclf.review import PREDICTIONS_LISTED, read_predictions
 from tests.conftest import ROOT, assert_legible_png, run
 
 pytestmark = pytest.mark.slow
@@ -126,6 +128,25 @@ def test_review_report_compares_the_workspace_with_a_revision(
     assert "metrics/evaluate.json" in metrics and "scratch.test_loss" in metrics
     assert "train_loss" not in metrics  # training did not run again
     assert "on the same 270 test images" in paired
+    weights = (
+        "Weights (their SHA-256 in `metrics/provenance/`): scratch the same, transfer the same"
+    )
+    assert weights in paired  # only evaluation ran again
+    committed = run(["git", "show", "HEAD:metrics/test_predictions.csv"], project).stdout
+    predicted_then = read_predictions(committed)
+    predicted_now = read_predictions((project / "metrics/test_predictions.csv").read_text())
+    changed = sum(
+        predicted_then[path][model] != row[model]
+        for path, row in predicted_now.items()
+        for model in row
+        if model != "label"
+    )
+    if changed:
+        assert f"Test images whose predicted class changed: {changed}" in paired
+        rows = re.findall(r"^\| \w+ \| `", paired, re.MULTILINE)
+        assert len(rows) == min(changed, PREDICTIONS_LISTED)
+    else:
+        assert "No test image's predicted class changed." in paired
     for model in ("scratch", "transfer"):
         row = next(line for line in paired.splitlines() if line.startswith(f"| {model} |"))
         before, now, only_before, only_now = (int(cell) for cell in row.split("|")[2:6])
@@ -140,3 +161,33 @@ def test_review_report_compares_the_workspace_with_a_revision(
     assert not shown & {"plots/samples.png", "plots/learning_curves_scratch.png"}, "unchanged"
     for _, link in images:
         assert_legible_png(project / "review" / link)
+
+
+def test_review_refuses_outputs_older_than_the_parameters(project: Path) -> None:
+    params = project / "params.yaml"
+    committed = params.read_text()
+    write_params(params, params, {"train.lr": 0.5})
+    try:
+        result = run(
+            [sys.executable, "-m", "imgclf.review", "--out", "stale"], project, check=False
+        )
+    finally:
+        params.write_text(committed)
+    assert result.returncode == 1
+    assert "train_scratch: params.yaml:train;" in result.stderr  # the section it reads
+    assert result.stderr.strip().endswith("run `dvc repro` first")
+    assert not (project / "stale").exists()
+
+
+def test_review_of_an_unknown_revision_is_one_line(project: Path) -> None:
+    result = run(
+        [sys.executable, "-m", "imgclf.review", "--rev", "no-such-branch", "--out", "unknown"],
+        project,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "review: 'no-such-branch' is not a git revision here: name a branch, tag or commit "
+        "(make review REV=main)"
+    ]
+    assert not (project / "unknown").exists()

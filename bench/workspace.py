@@ -26,8 +26,9 @@ PROJECT_FILES = [
     "data/demo",
     ".gitignore",
 ]
-# The project's DVC settings (the offline page of `dvc plots` among them), over `dvc init`'s.
-DVC_FILES = [".dvc/config", ".dvc/plots_offline.html"]
+# The project's DVC settings (the offline page of `dvc plots`, and the plot templates dvc.yaml
+# names, among them), over `dvc init`'s.
+DVC_FILES = [".dvc/config", ".dvc/plots_offline.html", ".dvc/plots"]
 # dvc, and the `python` of the stages' commands, from the environment running this one.
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -85,6 +86,14 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def copy(source: Path, target: Path) -> None:
+    """A file, or a folder and everything in it (Python's caches left out)."""
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        shutil.copy2(source, target)
+
+
 def git(args: list[str], cwd: Path) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
@@ -97,11 +106,7 @@ def copy_project(project: Path, params: dict[str, Any], repository: bool = True)
     `repository` False, as plain files (for bench/without_dvc.py)."""
     project.mkdir(parents=True)
     for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, project / name)
+        copy(ROOT / name, project / name)
     write_params(ROOT / "params.yaml", project / "params.yaml", params)
     if not repository:
         return project
@@ -115,7 +120,7 @@ def copy_project(project: Path, params: dict[str, Any], repository: bool = True)
     git(["config", "user.name", "bench"], project)
     subprocess.run(["dvc", "init", "-q"], cwd=project, env=ENV, check=True)
     for name in DVC_FILES:
-        shutil.copy2(ROOT / name, project / name)
+        copy(ROOT / name, project / name)
     git(["add", "-A"], project)
     git(["commit", "-q", "-m", "project"], project)
     return project

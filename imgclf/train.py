@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -273,6 +274,32 @@ def write_outputs(
         f"{paths.checkpoint(name)}, {paths.train_metrics(name)}, {figure}",
         flush=True,
     )
+    if warning := no_better_than_guessing(run, metrics["val_acc"]):
+        print(f"warning: {stage}: {warning}", flush=True)
+
+
+def no_better_than_guessing(run: Run, val_acc: float) -> str | None:
+    """A kept model whose validation accuracy is not clearly above answering the most common
+    class every time (a one-sided binomial test) has learnt nothing: say so, where the numbers
+    alone would not."""
+    from scipy.stats import binomtest  # here: only this check needs it
+
+    counts = np.bincount(run.data.targets("val"), minlength=len(run.data.classes))
+    most, images = int(counts.argmax()), int(counts.sum())
+    share = counts[most] / images
+    p_value = binomtest(round(val_acc * images), images, share, alternative="greater").pvalue
+    if p_value < GUESSING_SIGNIFICANCE:
+        return None
+    return (
+        f"the kept model (val acc {val_acc:.4f}) does no better than answering "
+        f"'{run.data.classes[most]}' every time ({share:.4f}; binomial test p = {p_value:.2g}): "
+        f"the learning rate (train.lr {run.params.train.lr} times {run.name}.lr_mult "
+        f"{run.params.model(run.name).lr_mult}) may be far too low or too high, or the epochs "
+        "too few"
+    )
+
+
+GUESSING_SIGNIFICANCE = 0.05
 
 
 def curves_title(name: ModelName, params: Params) -> str:

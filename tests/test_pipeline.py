@@ -47,6 +47,9 @@ def test_repro_then_experiment_then_review_commands(
         )
         assert kept, printed
         assert f"wrote models/{model}.pt, metrics/train_{model}.json" in printed
+    # The pretrained model learns in two epochs (the scratch one, at 16 px, may not; it is
+    # then told as test_train tests).
+    assert "warning: train_transfer" not in printed
     evaluated = json.loads((project / "metrics/evaluate.json").read_text())
     for model in ("scratch", "transfer", "ensemble"):
         assert 0.0 <= evaluated[model]["test_acc"] <= 1.0

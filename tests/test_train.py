@@ -32,3 +32,16 @@ def test_a_run_whose_loss_diverges_stops_with_a_message_and_writes_no_outputs(
         paths.PLOTS / "learning_curves_scratch.png",
     ]
     assert [path for path in outputs if path.exists()] == []
+
+
+def test_a_kept_model_no_better_than_guessing_is_told(
+    workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir(**(SMALL_DEMO | {"train__epochs": 1}), train__lr=1e-9, scratch__arch="original")
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    capsys.readouterr()
+    assert run_stage("train_scratch") == 0
+    printed = capsys.readouterr().out
+    assert "warning: train_scratch: the kept model (val acc 0." in printed
+    assert "the learning rate (train.lr 1e-09 times scratch.lr_mult" in printed

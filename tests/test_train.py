@@ -8,6 +8,13 @@ from imgclf import paths
 from tests.conftest import SMALL_DEMO, run_stage
 
 
+def split_the_data(capsys: pytest.CaptureFixture[str]) -> None:
+    """prepare and split, their output discarded: what a training stage reads."""
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    capsys.readouterr()
+
+
 def test_a_run_whose_loss_diverges_stops_with_a_message_and_writes_no_outputs(
     workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -17,9 +24,7 @@ def test_a_run_whose_loss_diverges_stops_with_a_message_and_writes_no_outputs(
         train__optimizer="sgd",
         scratch__arch="original",
     )
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
-    capsys.readouterr()
+    split_the_data(capsys)
     assert run_stage("train_scratch") == 1
     error = capsys.readouterr().err
     assert "error: train_scratch: training diverged in epoch 1 (" in error
@@ -38,9 +43,7 @@ def test_a_kept_model_no_better_than_guessing_is_told(
     workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workdir(**(SMALL_DEMO | {"train__epochs": 1}), train__lr=1e-9, scratch__arch="original")
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
-    capsys.readouterr()
+    split_the_data(capsys)
     assert run_stage("train_scratch") == 0
     printed = capsys.readouterr().out
     assert "warning: train_scratch: the kept model (val acc 0." in printed

@@ -54,14 +54,6 @@ def main() -> None:
         predictions[name] = [data.classes[i] for i in scores.predicted]
         per_class[f"{name} ({arch})"] = scores.per_class
         write_csv(
-            paths.PLOTS / "confusion" / f"{name}.csv",
-            ["actual", "predicted"],
-            (
-                (data.classes[t], data.classes[p])
-                for t, p in zip(targets, scores.predicted, strict=True)
-            ),
-        )
-        write_csv(
             paths.PLOTS / "per_class" / f"{name}.csv",
             list(scores.per_class[0]),
             (row.values() for row in scores.per_class),
@@ -97,6 +89,12 @@ def main() -> None:
         per_class_figure(per_class, "Per-class scores on the test split"),
         paths.PLOTS / "per_class_scores.png",
     )
+    for name in [*all_trained, ENSEMBLE]:  # what DVC draws its confusion matrices from
+        write_csv(
+            paths.PLOTS / "confusion" / f"{name}.csv",
+            ["actual", "predicted"],
+            zip(predictions["label"], predictions[name], strict=True),
+        )
     write_json(paths.METRICS / "evaluate.json", results)
     write_csv(paths.TEST_PREDICTIONS, list(predictions), zip(*predictions.values(), strict=True))
     provenance["runtime"] = describe_runtime(pick_device("auto"))

@@ -82,5 +82,11 @@ def test_repro_then_experiment_then_review_commands(
     page = project / "review_plots" / "index.html"
     assert page.exists(), plots.stdout
     html = page.read_text()
-    for name in ("loss", "accuracy", "confusion_scratch", "confusion_transfer"):
+    for name in (
+        "loss",
+        "accuracy",
+        "confusion_scratch",
+        "confusion_transfer",
+        "confusion_ensemble",
+    ):
         assert name in html, name

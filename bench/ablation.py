@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench.machine import describe
 from bench.run import Pipeline, data_view, metrics
-from bench.workspace import ROOT, copy_project, flatten, load_profile, parse_settings
+from bench.workspace import (
+    ROOT,
+    add_run_arguments,
+    check_data,
+    check_keys,
+    checked_profile,
+    copy_project,
+    flatten,
+    parse_settings,
+)
 from imgclf.atomic import write_text
 from imgclf.config import read_yaml
+from imgclf.errors import UserError, exit_on_user_error
 
 # ingredient -> the parameters that switch it off (the recipe's value is the profile's)
 WITHOUT = {
@@ -95,17 +106,44 @@ def results_table(runs: list[tuple[str, float, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--profile", default="proxy")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--second-seed", type=int, default=1)
+def checked_settings(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, keys: Iterable[str] = ()
+) -> tuple[Settings, Settings]:
+    """params.yaml's values, and the profile (`args.profile`) with `args.set` over it, as
+    dotted keys, checked before any work (bench/throughput.py's too): `keys` and every key and
+    value of --set and the profile against params.yaml, and `args.data` for the training folder
+    those settings name. If not, the command stops here (exit status 2: its usage, and one line
+    saying what is wrong)."""
+    try:
+        check_keys(list(keys), "the changes")
+        profile = checked_profile(args.profile, args.set)
+        check_data(args.data, profile)
+    except UserError as error:
+        parser.error(str(error))
+    return flatten(read_yaml(ROOT / "params.yaml")), profile
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_run_arguments(parser, default_profile="proxy")
     parser.add_argument(
-        "--without-dvc", action="store_true", help="run the stages by their commands, no DVC"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help=f"the folder to write {REPORT} into (rewritten after each run)",
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override the profile"
+        "--second-seed",
+        type=int,
+        default=1,
+        metavar="SEED",
+        help="the seed of the last row, the profile rerun to show the noise (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--without-dvc", action="store_true", help="run the stages by their commands, no DVC"
     )
     parser.add_argument(
         "--variant",
@@ -114,6 +152,12 @@ def main() -> None:
         metavar="KEY=VALUE[,KEY=VALUE]",
         help="a row with these settings over the profile, instead of the ingredients' rows",
     )
+    return parser
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.variant:
         changes = [variant(text) for text in args.variant]
@@ -121,19 +165,14 @@ def main() -> None:
     else:
         changes = [(f"without {name}", off) for name, off in WITHOUT.items()]
         explained = "Each row after the first switches one ingredient off"
-    defaults = flatten(read_yaml(ROOT / "params.yaml"))
-    overrides = parse_settings(args.set)
-    unknown = [key for key in [*overrides, *changed_keys(changes)] if key not in defaults]
-    if unknown:
-        parser.error(f"not keys of params.yaml: {', '.join(unknown)}")
-    profile = load_profile(args.profile) | overrides
+    defaults, profile = checked_settings(parser, args, changed_keys(changes))
     plan = planned_runs(profile, defaults, changes, args.second_seed)
     planned = {label for label, _ in plan}
     already = [label for label, _ in changes if label not in planned]
     if already:
         explained += f" (none for {', '.join(already)}: the profile has it so already)"
+    title = f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
     header = (
-        f"# Ablation: profile `{args.profile}` on `{args.data}`\n\n"
         f"Machine: {describe()}\n\n"
         f"{explained} (its change: this row minus the profile, in points; a positive change "
         f"means the row does better than the profile). {minutes_of(args.without_dvc)} The "
@@ -150,18 +189,33 @@ def main() -> None:
         runner = "its stages" if args.without_dvc else "dvc exp run"
         for number, (label, settings) in enumerate(plan):
             started = time.perf_counter()
+            kept = f"{args.out / REPORT} holds the {len(runs)} runs before it"
+            kept = kept if runs else "no run finished before it"
             try:
                 pipeline.run(f"ablation-{number}", settings)
             except subprocess.CalledProcessError as error:
-                kept = f"{args.out / REPORT} holds the {len(runs)} runs before it"
                 raise SystemExit(
                     f"the run '{label}' failed ({runner} exited {error.returncode}; its "
-                    f"output is above); {kept if runs else 'no run finished before it'}"
+                    f"output is above); {kept}"
                 ) from None
+            except KeyboardInterrupt:
+                print(f"interrupted during the run '{label}'; {kept}", file=sys.stderr)
+                sys.exit(130)
             runs.append((label, (time.perf_counter() - started) / 60, accuracies(project)))
-            report = f"{header}{results_table(runs)}\n\n{command}"
+            report = f"{title}{progress(len(runs), len(plan))}{header}{results_table(runs)}"
+            report += f"\n\n{command}"
             write_text(args.out / REPORT, report)  # each run's row kept, whatever follows
     print(report)
+
+
+def progress(done: int, planned: int) -> str:
+    """The report's warning while it lacks rows: nothing once every run is in."""
+    if done == planned:
+        return ""
+    return (
+        f"**Unfinished: {done} of {planned} runs done.** The command is still running, failed "
+        "or was stopped: the rows below are the runs that finished.\n\n"
+    )
 
 
 def minutes_of(without_dvc: bool) -> str:

@@ -1,7 +1,12 @@
 """The shipped model against PyTorch, and classify's speed against evaluate's, in one run.
 
-Runs the pipeline (params.yaml, with any --set changes) in a temporary copy of the project,
-then measures on the submitted model:
+What it costs: it first runs the whole pipeline, `dvc repro` (both models trained, evaluated,
+submitted and exported), with params.yaml and any --set changes, on params.yaml's data.root,
+in a temporary copy of the project: 1 to 2 minutes on the demo on two CPU cores (as long as
+training takes on other data or settings), then about a minute of measuring at the default
+--images. Your workspace is left alone.
+
+Then it measures on the submitted model:
 - the export's agreement with PyTorch on the test images and its largest probability difference;
 - whether `python -m imgclf.classify` on data/demo/predict gives the submission's labels;
 - images per second of evaluate's prediction (the cache, already decoded) and of classify
@@ -30,6 +35,7 @@ from ruamel.yaml import YAML
 from bench.machine import describe, run_measured
 from bench.workspace import copy_project
 from imgclf.config import load_params
+from imgclf.errors import exit_on_user_error
 from imgclf.runtime import pin_cpu_arithmetic
 
 
@@ -84,10 +90,25 @@ def evaluate_images_per_second(project: Path, model: str, originals: list[Path])
     return len(indices) / (time.perf_counter() - started)
 
 
+@exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="classify's speed on N images, its memory on N / 10 and N (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change params.yaml for this run (the copy's, not yours)",
+    )
     args = parser.parse_args()
     yaml = YAML(typ="safe", pure=True)
     changes = {key: yaml.load(value) for key, value in (item.split("=", 1) for item in args.set)}

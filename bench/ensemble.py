@@ -49,6 +49,7 @@ from bench.workspace import project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
+from imgclf.errors import UserError, exit_on_user_error
 from imgclf.evaluate import fit_weights, load_trained, split_logits
 from imgclf.models import equal_weights, mean_probability_logits
 from imgclf.samples import load_split_data
@@ -59,17 +60,37 @@ ORACLE_ROW = "either model's first choice right (the most a choice between them 
 Logits = dict[str, torch.Tensor]  # per model
 
 
+@exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--project", type=project_folder)
-    where.add_argument(
-        "--projects", nargs="+", type=project_folder, metavar="DIR", help="pool their models"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--experiments", nargs="+", metavar="NAME", help="pool their models")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--project",
+        type=project_folder,
+        metavar="DIR",
+        help="a project whose models are trained: a bench/run.py --work folder's project/",
+    )
+    where.add_argument(
+        "--projects",
+        nargs="+",
+        type=project_folder,
+        metavar="DIR",
+        help="pool the models of these projects (one bench/run.py per seed, say)",
+    )
+    parser.add_argument(
+        "--experiments",
+        nargs="+",
+        metavar="NAME",
+        help="pool the models of these DVC experiments of --project (applied in turn)",
+    )
     args = parser.parse_args()
     if args.experiments and not args.project:
         parser.error("--experiments pools experiments of one --project")
+    for folder in args.projects or [args.project]:
+        # an experiment applied brings its own models: the project itself needs none yet
+        check_project(folder, trained=not args.experiments)
     if args.projects:
         # absolute, as entering one moves the working directory; labelled as given
         projects = {str(project): project.resolve() for project in args.projects}
@@ -96,6 +117,28 @@ def main() -> None:
         print(f"| {label} | {fitted} | {val:.2%} | {test:.2%} |")
     val, test = (either_right(logits[s], targets[s]) for s in ("val", "test"))
     print(f"| {ORACLE_ROW} | - | {val:.2%} | {test:.2%} |")
+
+
+def check_project(folder: Path, trained: bool = True) -> None:
+    """Stop with one line, before any work, unless `folder` is a project (its params.yaml)
+    whose models are trained (with `trained`), saying what to pass or run instead."""
+    if not (folder / "params.yaml").is_file():
+        if (folder / "project").is_dir():
+            raise UserError(
+                f"{folder} is not a project but holds one (a bench/run.py --work folder): "
+                f"pass {folder / 'project'}"
+            )
+        raise UserError(
+            f"{folder} is not a project folder (no params.yaml): pass a bench/run.py --work "
+            "folder's project/, or a project whose models are trained"
+        )
+    needed = [paths.MANIFEST, paths.SPLIT, paths.CACHE, *map(paths.checkpoint, paths.MODEL_NAMES)]
+    missing = [str(path) for path in needed if not (folder / path).exists()]
+    if trained and missing:
+        raise UserError(
+            f"{folder} has no trained models ({', '.join(missing)} missing): run `dvc repro` "
+            "there first"
+        )
 
 
 def apply_experiment(name: str) -> None:

@@ -18,22 +18,48 @@ import torch
 from bench.workspace import ENV
 from imgclf.runtime import cpu_computes_bf16_natively
 
+# The instruction sets CPU training times and bits depend on (matched as prefixes: amx_tile...).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx")
 
-def describe() -> str:
-    """CPU model, cores and whether they compute bf16 natively (CPU training times depend on it),
-    GPU if any, torch version: one line for a results table."""
+
+def describe(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """CPU model (with its family and model numbers and the instruction sets that matter, where
+    `cpuinfo` is there to read), cores and whether they compute bf16 natively (CPU training
+    times depend on it), GPU if any, torch version: one line for a results table."""
     cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = cpu_line(cpuinfo.read_text()) or cpu
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     bf16 = "native bf16" if cpu_computes_bf16_natively() else "no native bf16"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     memory = psutil.virtual_memory().total / 2**30
     return f"{cpu}, {cores} cores ({bf16}), {memory:.0f} GiB, {gpu}, torch {torch.__version__}"
+
+
+def cpu_line(cpuinfo: str) -> str:
+    """'<model name> (family F, model M, stepping S; avx2, ...)' from /proc/cpuinfo's first CPU,
+    or '' if it names none."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "")
+    if not name:
+        return ""
+    numbers = [
+        f"{label} {fields[key]}"
+        for key, label in (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"))
+        if key in fields
+    ]
+    flags = [flag for flag in fields.get("flags", "").split() if flag.startswith(CPU_FLAGS)]
+    details = ", ".join(numbers)
+    if "flags" in fields:
+        details += f"; {', '.join(flags) if flags else 'none of ' + ', '.join(CPU_FLAGS)}"
+    return f"{name} ({details})" if details else name
 
 
 def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:

@@ -5,9 +5,11 @@
 Runs `dvc exp run` with the profile's parameters (bench/profiles/<profile>.yaml, a partial
 params.yaml) in a temporary git copy of the project, so the workspace is untouched. Writes
 to OUT a Markdown table (results.md: test accuracy, macro F1, training time, training
-images per second, peak memory, the machine) and one submission per model and one of their
-ensemble. A folder with no predict/ gets one made of its test images, so each submission can
-be scored.
+images per second, peak memory, the machine, the project's commit, which submission the profile
+submits), the run's params.yaml, and one submission per model and one of their ensemble; OUT
+is replaced as a whole when the run has finished (a failed or interrupted run leaves it as it
+was). A folder with no predict/ gets one made of its test images, so each submission can be
+scored. Every argument is checked before anything is copied or trained.
 With --original, the original notebook's network and settings add a row of their own;
 --set KEY=VALUE overrides the profile (a smoke run: --set train.epochs=1 ...). With
 --without-dvc (a machine without DVC, such as a lent GPU machine) the copy is plain files and
@@ -30,18 +32,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench import without_dvc
 from bench.machine import describe, run_measured
-from bench.workspace import ROOT, copy_project, flatten, load_profile, parse_settings, write_params
+from bench.workspace import (
+    PROFILES,
+    ROOT,
+    check_data,
+    checked_profile,
+    copy_project,
+    flatten,
+    git_state,
+    load_profile,
+    require_dvc,
+    write_params,
+)
 from imgclf.config import read_yaml
+from imgclf.errors import UserError, exit_on_user_error
 from imgclf.submission import DEFAULT_LABELS_FILE
 
 
+@exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="train/<class>/, test/<class>/")
-    parser.add_argument("--profile", required=True, help="cpu, gpu, tiny, or a YAML file")
-    parser.add_argument("--out", type=Path, required=True)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Every input is checked before anything runs. OUT is always one run's whole "
+        "output: the run writes beside it and replaces OUT's contents only when it has "
+        "finished, so a second run into the same OUT replaces the first, and one that fails "
+        "or is interrupted leaves OUT as it was.",
+    )
+    parser.add_argument(
+        "--data", type=Path, required=True, help="train/<class>/, optional val/, test/, predict/"
+    )
+    parser.add_argument(
+        "--profile",
+        required=True,
+        help=f"{', '.join(sorted(p.stem for p in PROFILES.glob('*.yaml')))}, or a YAML file",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the results' folder (replaced if it exists)"
+    )
     parser.add_argument("--original", action="store_true", help="add the original's row")
-    parser.add_argument("--work", type=Path, help="keep the run here (default: a temp folder)")
+    parser.add_argument(
+        "--work", type=Path, help="keep the run here, a new folder (default: a temp folder)"
+    )
     parser.add_argument(
         "--without-dvc", action="store_true", help="run the stages by their commands, no DVC"
     )
@@ -50,37 +81,91 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    profile = load_profile(args.profile)
-    profile |= parse_settings(args.set)
-    args.out.mkdir(parents=True, exist_ok=True)
+    profile = checked_profile(args.profile, args.set)
+    check_data(args.data, profile)
+    check_out(args.out)
+    if args.work and args.work.exists() and (not args.work.is_dir() or any(args.work.iterdir())):
+        raise UserError(
+            f"--work {args.work} exists: give a new folder, or remove that one (it holds an "
+            "earlier run, whose project/ the other benchmarks can still read)"
+        )
+    if not args.without_dvc:
+        require_dvc()
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}-partial-", dir=args.out.parent))
     work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
+    try:
+        report = benchmark(args, profile, work, staging)
+        replace_folder(args.out, staging)
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out} is as it was before the run", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    print(report)
+
+
+def check_out(out: Path) -> None:
+    """--out must be a folder, or not exist yet; its parent must be creatable."""
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--out {out}: {folder} is a file; give a folder for the results")
+
+
+def replace_folder(out: Path, new: Path) -> None:
+    """Make `new` (a folder beside `out`) `out`, the earlier `out` removed: `out` is never a
+    mix of two runs (for the moment between the two renames it is absent)."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+        out.rename(old / out.name)
+        new.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(out)
+
+
+def benchmark(args: argparse.Namespace, profile: dict, work: Path, out: Path) -> str:
+    """Run the benchmark in `work`, writing its files into `out`; the report."""
     data = data_view(args.data.resolve(), work / "data")
     project = copy_project(work / "project", {"data.root": str(data)}, not args.without_dvc)
     pipeline = Pipeline(project, args.without_dvc)
 
     started = time.perf_counter()
     seconds, peak = pipeline.run(args.profile, profile)
+    shutil.copyfile(project / "params.yaml", out / "params.yaml")  # before the reruns change it
     rows = [model_row(project, name) for name in ("scratch", "transfer")]
     rows.append(ensemble_row(project))
-    write_submissions(pipeline, args.out)
-    pipeline_minutes = (time.perf_counter() - started) / 60
+    chosen = write_submissions(pipeline, out)
+    pipeline_seconds = time.perf_counter() - started
     if args.original:
         rows.append(original_row(pipeline, profile))
 
-    table = results_table(rows)
+    asked = read_yaml(out / "params.yaml")["submission"]["model"]
     report = (
         f"# Benchmark: profile `{args.profile}` on `{args.data}`\n\n"
         f"Machine: {describe()}\n\n"
-        f"Whole pipeline ({timed_stages(args.without_dvc)}): {seconds / 60:.1f} min,"
+        f"Project: {git_state()}; its parameters as the run used them are in `params.yaml`"
+        " beside this file (data.root: the run's own view of the data)\n\n"
+        f"Whole pipeline ({timed_stages(args.without_dvc)}): {duration(seconds)},"
         f" peak memory of all its processes {peak / 1024:.2f} GiB"
-        f" ({pipeline_minutes:.1f} min with the other two submissions)\n\n"
-        f"{table}\n"
+        f" ({duration(pipeline_seconds)} with the other two submissions)\n\n"
+        f"{results_table(rows)}\n"
+        f"Submitted (submission.model: {asked}): the {chosen} model's,"
+        f" `submission-{chosen}.csv`; the other two are for comparison\n\n"
         f"Command: `python bench/run.py {' '.join(sys.argv[1:])}`\n"
     )
-    (args.out / "results.md").write_text(report)
-    print(report)
-    if not args.work:
-        shutil.rmtree(work, ignore_errors=True)
+    (out / "results.md").write_text(report)
+    return report
+
+
+def duration(seconds: float) -> str:
+    """Seconds below a minute (to a tenth below ten), else minutes to a tenth."""
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.1f} min"
 
 
 def timed_stages(without_dvc: bool) -> str:
@@ -187,20 +272,22 @@ def training_columns(project: Path, name: str) -> dict:
     timing = metrics(project, f"timing/train_{name}")[name]
     return {
         "epochs": trained["epochs_trained"],
-        "training time": f"{timing['train_s'] / 60:.1f} min",
+        "training time": duration(timing["train_s"]),
         "training images/s": f"{timing['images_per_s']:.0f}",
         "peak memory": f"{timing['peak_rss_mb'] / 1024:.2f} GiB",
     }
 
 
-def write_submissions(pipeline: Pipeline, out: Path) -> None:
-    """submission-<model>.csv for both models and their ensemble: the chosen one first."""
+def write_submissions(pipeline: Pipeline, out: Path) -> str:
+    """submission-<model>.csv for both models and their ensemble, the chosen one first: the
+    chosen one's name."""
     project = pipeline.project
     chosen = metrics(project, "submission")["submission"]["model"]
     shutil.copyfile(project / "data/submission.csv", out / f"submission-{chosen}.csv")
     for other in {"scratch", "transfer", "ensemble"} - {chosen}:
         pipeline.rerun(f"submit-{other}", {"submission.model": other}, "make_submission")
         shutil.copyfile(project / "data/submission.csv", out / f"submission-{other}.csv")
+    return chosen
 
 
 # How the machine runs a training: the profile's, for the original's row too.

@@ -16,6 +16,8 @@ With --compare KEY=A,B the steps are measured at each value in turn, in the same
     python bench/throughput.py --data DIR --profile cpu --compare train.precision=float32,bfloat16
 
 With --without-dvc (a machine without DVC) the data is prepared by the stages' own commands.
+With --out FILE the table is also written to FILE, with the command line that made it. The
+keys of --set and --compare and the --data folder are checked before any work.
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 import torch
 
 from bench import without_dvc
+from bench.ablation import checked_settings
 from bench.machine import describe, images_per_second, run_measured
-from bench.workspace import copy_project, load_profile, parse_settings, write_params
+from bench.workspace import add_run_arguments, copy_project, parse_settings, write_params
 from imgclf import paths
+from imgclf.atomic import write_text
 from imgclf.config import load_params
+from imgclf.errors import exit_on_user_error
 from imgclf.loader import Batch, Batches
 from imgclf.runtime import configure, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
@@ -130,8 +135,9 @@ def heading(args: argparse.Namespace, compared_key: str | None) -> str:
     compiled = "on" if args.compile else "off"
     if compared_key == "train.compile":
         compiled = "as each row says"
+    settings = f" with {' '.join(args.set)}" if args.set else ""
     return (
-        f"Training images/s, profile {args.profile} {' '.join(args.set)}, {args.steps} steps "
+        f"Training images/s, profile {args.profile}{settings}, {args.steps} steps "
         f"after whole epochs of warm-up (the bound: after {WARMUP} steps), torch.compile "
         f"{compiled} ({describe()}):\n\n"
         "| model | real steps | synthetic batch on the device (bound) | ratio | first step s "
@@ -139,21 +145,41 @@ def heading(args: argparse.Namespace, compared_key: str | None) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--profile", default="gpu")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--steps", type=int, default=300, help="timed steps, after warm-up")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_run_arguments(parser, default_profile="gpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="timed steps, after warm-up (default: %(default)s)"
+    )
     parser.add_argument("--stage", action="store_true", help="also run each training stage")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--compare", metavar="KEY=A,B", help="measure the steps at each value")
+    parser.add_argument(
+        "--compare",
+        metavar="KEY=A,B",
+        help="measure the steps at each value of the params.yaml key KEY",
+    )
     parser.add_argument("--without-dvc", action="store_true", help="prepare the data without DVC")
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="also write the table to FILE, with the command"
+    )
+    return parser
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
-    profile = load_profile(args.profile) | parse_settings(args.set)
     if args.compare and args.stage:
         parser.error("--stage runs the profile as it is: leave out --compare")
+    if args.compare is not None and not all(args.compare.partition("=")):
+        parser.error(f"--compare takes KEY=A,B (values comma-separated): got {args.compare}")
+    if args.out and args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder: name the file to write the table to")
     key, values = compared_values(args.compare)
+    _, profile = checked_settings(parser, args, [key] if key else [])
+    out = args.out.resolve() if args.out else None  # the command enters its copy of the project
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(
             Path(folder) / "project",
@@ -178,13 +204,19 @@ def main() -> None:
         if args.stage:
             for name in paths.MODEL_NAMES:
                 rows[name]["stage"] = stage_rate(project, name)
-    print(heading(args, key))
-    for name, row in rows.items():
-        stage = f"{row['stage']:.0f}" if "stage" in row else "not run (--stage)"
-        print(
-            f"| {name} | {row['real']:.0f} | {row['bound']:.0f} | {row['real'] / row['bound']:.2f} "
-            f"| {row['first_step_s']:.1f} | {stage} |"
-        )
+    table = "\n".join([heading(args, key), *(table_row(name, row) for name, row in rows.items())])
+    print(table)
+    if out:
+        command = f"Command: `python bench/throughput.py {' '.join(sys.argv[1:])}`"
+        write_text(out, f"{table}\n\n{command}\n")
+
+
+def table_row(name: str, row: dict[str, float]) -> str:
+    stage = f"{row['stage']:.0f}" if "stage" in row else "not run (--stage)"
+    return (
+        f"| {name} | {row['real']:.0f} | {row['bound']:.0f} | {row['real'] / row['bound']:.2f} "
+        f"| {row['first_step_s']:.1f} | {stage} |"
+    )
 
 
 if __name__ == "__main__":

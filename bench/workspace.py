@@ -4,6 +4,7 @@ benchmarks (and the end-to-end tests) run the real pipeline without touching the
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import shutil
 import subprocess
@@ -11,9 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 
-from imgclf.config import read_yaml
+from imgclf.config import Params, describe, read_yaml
+from imgclf.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "bench" / "profiles"
@@ -56,7 +59,98 @@ def project_folder(text: str) -> Path:
 def load_profile(name: str) -> dict[str, Any]:
     """A profile's parameters as dotted keys: bench/profiles/<name>.yaml, or a YAML file."""
     path = PROFILES / f"{name}.yaml"
-    return flatten(read_yaml(path if path.exists() else Path(name)))
+    if not path.exists() and not Path(name).is_file():
+        names = ", ".join(sorted(profile.stem for profile in PROFILES.glob("*.yaml")))
+        raise UserError(
+            f"no profile {name}: give one of {names} (bench/profiles/), or a YAML file of "
+            "params.yaml keys"
+        )
+    return flatten(read_yaml(path if path.exists() else Path(name)) or {})
+
+
+def check_keys(keys: list[str], where: str) -> None:
+    """Stop with one line if any of the dotted `keys` (from `where`, e.g. "--set") is not a
+    key of the project's params.yaml, with the closest key for each."""
+    known = list(flatten(read_yaml(ROOT / "params.yaml")))
+    unknown = []
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            unknown.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    if unknown:
+        raise UserError(f"{where}: not keys of params.yaml: {', '.join(unknown)}")
+
+
+def check_params(changes: dict[str, Any], where: str) -> None:
+    """Stop with one line if params.yaml with the dotted-key `changes` made is not valid
+    (unknown keys first, then each value as the pipeline's own validation checks it)."""
+    check_keys(list(changes), where)
+    tree = read_yaml(ROOT / "params.yaml")
+    for key, value in changes.items():
+        set_key(tree, key, value)
+    try:
+        Params.model_validate(tree)
+    except ValidationError as error:
+        raise UserError(f"{where}: {describe(error)}") from None
+
+
+def checked_profile(name: str, settings: list[str]) -> dict:
+    """The profile with the --set settings over it, every key and value checked against
+    params.yaml."""
+    malformed = [text for text in settings if "=" not in text or not text.partition("=")[0]]
+    if malformed:
+        raise UserError(f"--set {malformed[0]}: write KEY=VALUE, e.g. --set train.epochs=1")
+    profile = load_profile(name)
+    check_keys(list(profile), f"profile {name}")
+    overrides = parse_settings(settings)
+    check_keys(list(overrides), "--set")
+    check_params(profile | overrides, f"profile {name} with --set")
+    return profile | overrides
+
+
+LAYOUT = (
+    "train/<class>/*.jpg, optionally val/<class>/, test/<class>/ and predict/ "
+    "(README, 'Your own data')"
+)
+
+
+def check_data(data: Path, profile: dict) -> None:
+    """--data must be a folder with the training folder the parameters name, of classes."""
+    if not data.is_dir():
+        what = "is a file" if data.exists() else "does not exist"
+        raise UserError(f"--data {data} {what}: give a folder laid out as {LAYOUT}")
+    train_dir = (
+        profile.get("data.train_dir") or read_yaml(ROOT / "params.yaml")["data"]["train_dir"]
+    )
+    train = data / train_dir
+    if not train.is_dir() or not any(path.is_dir() for path in train.iterdir()):
+        raise UserError(
+            f"--data {data} has no {train_dir}/<class>/ folders: give a folder laid out as {LAYOUT}"
+        )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_profile: str) -> None:
+    """--data, --profile and --set, as the benchmarks that run a profile take them."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the data set: train/<class>/*, test/<class>/*",
+    )
+    parser.add_argument(
+        "--profile",
+        default=default_profile,
+        help="bench/profiles/<PROFILE>.yaml, or a YAML file of params.yaml keys "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the profile (one key each, repeatable)",
+    )
 
 
 def parse_settings(settings: list[str]) -> dict[str, Any]:
@@ -100,6 +194,25 @@ def git(args: list[str], cwd: Path) -> str:
     ).stdout
 
 
+def require_dvc() -> None:
+    """Stop with a message if dvc is not installed beside this Python."""
+    if not shutil.which("dvc", path=ENV["PATH"]):
+        raise SystemExit(
+            "dvc is not installed here (`make setup` installs it); on a machine without it, "
+            "bench/run.py and bench/throughput.py take --without-dvc"
+        )
+
+
+def git_state(root: Path = ROOT) -> str:
+    """The commit `root` is checked out at and whether its tree has changes: for a report."""
+    try:
+        commit = git(["rev-parse", "HEAD"], root).strip()
+        changed = git(["status", "--porcelain"], root).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout (no commit to record)"
+    return f"commit {commit}" + (" with uncommitted changes or new files" if changed else ", clean")
+
+
 def copy_project(project: Path, params: dict[str, Any], repository: bool = True) -> Path:
     """Copy the project into the new folder `project`, with the dotted-key `params` changed,
     as the first commit of a fresh git + DVC repository (dvc must be on PATH); with
@@ -110,11 +223,7 @@ def copy_project(project: Path, params: dict[str, Any], repository: bool = True)
     write_params(ROOT / "params.yaml", project / "params.yaml", params)
     if not repository:
         return project
-    if not shutil.which("dvc", path=ENV["PATH"]):
-        raise SystemExit(
-            "dvc is not installed here (`make setup` installs it); on a machine without it, "
-            "bench/run.py and bench/throughput.py take --without-dvc"
-        )
+    require_dvc()
     git(["init", "-q", "-b", "main"], project)
     git(["config", "user.email", "bench@example.com"], project)
     git(["config", "user.name", "bench"], project)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import ablation
 from bench.ablation import planned_runs, results_table, variant
 from tests.conftest import ONE_THREAD, ROOT, run, set_options
 
@@ -125,3 +126,37 @@ def test_without_dvc_each_run_is_the_whole_pipeline_by_its_commands(tmp_path: Pa
     report = (tmp_path / "ablation.md").read_text()
     assert "every stage run by its command" in report
     assert re.search(r"\| the profile \| [\d.]+ \| \d+\.\d\d % \(\+0\.00\) \|", report), report
+
+
+def test_the_report_says_how_many_runs_are_done_until_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stopped (Ctrl-C) during its third run of four, the report must not look complete.
+    monkeypatch.setattr(ablation, "data_view", lambda data, view: data)
+    monkeypatch.setattr(ablation, "copy_project", lambda project, params, repository: project)
+    tested = {"scratch": 90.0, "transfer": 94.0, "ensemble": 95.0}
+    monkeypatch.setattr(ablation, "accuracies", lambda project: tested)
+    stop_at = ["ablation-2"]
+
+    class Pipeline:
+        def __init__(self, project: Path, without_dvc: bool) -> None:
+            pass
+
+        def run(self, name: str, settings: dict) -> tuple[float, float]:
+            if name in stop_at:
+                raise KeyboardInterrupt
+            return 0.0, 0.0
+
+    monkeypatch.setattr(ablation, "Pipeline", Pipeline)
+    command = ["bench/ablation.py", "--data", str(ROOT / "data/demo"), "--profile", "tiny"]
+    command += ["--out", str(tmp_path), "--variant", "train.lr=0.1", "--variant", "train.lr=0.2"]
+    monkeypatch.setattr(sys, "argv", command)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        ablation.main()
+    report = (tmp_path / "ablation.md").read_text()
+    assert report.count("| with train.lr=0.1 |") == 1 and "| with train.lr=0.2 |" not in report
+    assert "2 of 4 runs done" in report.split("| run |")[0]
+    stop_at.clear()
+    ablation.main()
+    report = (tmp_path / "ablation.md").read_text()
+    assert "| the profile, seed 1 |" in report and "runs done" not in report

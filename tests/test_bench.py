@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from itertools import count
@@ -17,7 +21,9 @@ import torch
 
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
+from bench.machine import describe
 from bench.resolution import main as resolution_main
+from bench.run import main as run_main
 from bench.run import model_row, original_settings
 from bench.throughput import WARMUP, bound_rate, endless, heading, warmup_steps
 from bench.workspace import flatten, load_profile
@@ -46,11 +52,23 @@ def test_stacking_learns_which_model_to_trust_for_which_class() -> None:
 @pytest.mark.slow
 def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_path: Path) -> None:
     out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    (out / "submission-earlier.csv").write_text("an earlier run's file\n")
     workspace_before = run(["git", "status", "--porcelain"], ROOT).stdout
     command = [sys.executable, "bench/run.py", "--data", "data/demo", "--profile", "tiny"]
     command += set_options(ONE_THREAD)
     run([*command, "--out", str(out), "--work", str(work)], ROOT, timeout=900)
     report = (out / "results.md").read_text()
+    # OUT is this run's output alone, its parameters beside the report, which says what ran.
+    assert sorted(path.name for path in out.iterdir()) == [
+        "params.yaml",
+        "results.md",
+        *(f"submission-{model}.csv" for model in ("ensemble", "scratch", "transfer")),
+    ]
+    assert read_yaml(out / "params.yaml")["data"]["image_size"] == 16
+    assert "its parameters as the run used them are in `params.yaml`" in report
+    assert "Project: commit " in report and "Submitted (submission.model: auto): the " in report
+    assert " 0.0 min " not in report
     assert "scratch (resnet, 16 px)" in report and "transfer (efficientnet_lite0, 16 px)" in report
     assert "Machine: " in report and "torch " in report and "ensemble:" in report
     for model in ("scratch", "transfer", "ensemble"):
@@ -58,7 +76,7 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
             rows = list(csv.DictReader(file))
         assert len(rows) == 270 and rows[0]["id"].startswith("image_")
     assert run(["git", "status", "--porcelain"], ROOT).stdout == workspace_before
-    assert "min with the other two submissions" in report
+    assert " with the other two submissions" in report
     assert "Whole pipeline (prepare to submission and the export): " in report
 
     ensemble = [sys.executable, "bench/ensemble.py", "--project", str(work / "project")]
@@ -266,3 +284,135 @@ def test_the_classify_bench_refuses_the_ensemble_before_running_the_pipeline() -
     assert result.returncode == 2
     assert "ensemble has no checkpoint to measure the export against" in result.stderr
     assert "Running stage" not in result.stdout
+
+
+def stopped_run(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    """bench/run.py's main in this process: its exit status and the lines of its stderr."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["bench/run.py", *arguments])
+        with pytest.raises(SystemExit) as stopped:
+            run_main()
+    return stopped.value.code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--profile", "nosuch"], "no profile nosuch: give one of cpu, gpu, original, proxy, tiny"),
+        (["--out", "{tmp}/a-file"], "--out {tmp}/a-file: {tmp}/a-file is a file"),
+        (["--out", "{tmp}/a-file/out"], "--out {tmp}/a-file/out: {tmp}/a-file is a file"),
+        (["--work", "{tmp}/used"], "--work {tmp}/used exists: give a new folder, or remove"),
+        (["--set", "nosuch.key=1"], "--set: not keys of params.yaml: nosuch.key"),
+        (["--set", "train.lrr=1"], "not keys of params.yaml: train.lrr (did you mean train.lr?)"),
+        (["--set", "train.epochs"], "--set train.epochs: write KEY=VALUE"),
+        (["--set", "train.lr=abc"], "train.lr: Input should be a valid number"),
+        (["--data", "/nonexistent"], "--data /nonexistent does not exist: give a folder laid out"),
+        (["--data", "{tmp}/a-file"], "--data {tmp}/a-file is a file: give a folder laid out as"),
+        (["--data", "{tmp}/used"], "has no train/<class>/ folders: give a folder laid out as"),
+    ],
+)
+def test_the_benchmark_command_stops_on_bad_input_with_one_line_before_copying(
+    arguments: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "project").mkdir()
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    given = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    options = {"--data": "data/demo", "--profile": "tiny", "--out": "{tmp}/out"} | given
+    command = [word.format(tmp=tmp_path) for pair in options.items() for word in pair]
+    command += ["--work", str(tmp_path / "work")] * ("--work" not in given)
+    status, err = stopped_run(command, capsys)
+    assert status == 1 and len(err) == 1, err
+    assert err[0].startswith("error: ") and message.format(tmp=tmp_path) in err[0], err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+    assert not any((tmp_path / "tmp").iterdir())  # nothing copied, not even the project
+
+
+def test_a_failed_run_leaves_no_temporary_folder_and_says_which_command_failed(
+    tmp_path: Path,
+) -> None:
+    # An image that cannot be decoded: the pipeline fails in a stage, after the project's copy.
+    (tmp_path / "data" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "cat" / "broken.jpg").write_bytes(b"not a picture")
+    (tmp_path / "tmp").mkdir()
+    command = [sys.executable, "bench/run.py", "--without-dvc", "--profile", "tiny"]
+    command += ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    result = run(command, ROOT, check=False, env={"TMPDIR": str(tmp_path / "tmp")})
+    assert [path.name for path in (tmp_path / "tmp").iterdir()] == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", "tmp"]
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: `"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_interrupted_run_leaves_the_earlier_out_whole(tmp_path: Path) -> None:
+    # Ctrl-C once the run has written its first submission: OUT stays the earlier run's.
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"results.md": "# the earlier run\n", "submission-scratch.csv": "id,label\n"}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+    (tmp_path / "tmp").mkdir()
+    command = [sys.executable, "bench/run.py", "--without-dvc", "--data", "data/demo"]
+    command += ["--profile", "tiny", *set_options(ONE_THREAD), "--out", str(out)]
+    environment = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    while not any(
+        path.read_text() != earlier.get(path.name) for path in tmp_path.rglob("submission-*.csv")
+    ):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does, to the whole process group
+    process.wait(timeout=120)
+    assert {path.name: path.read_text() for path in out.iterdir()} == earlier
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "tmp"]
+    assert not any((tmp_path / "tmp").iterdir())
+
+
+def test_the_machine_line_names_the_cpus_family_model_and_instruction_sets(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC 9B14\nstepping\t: 1\n"
+        "flags\t\t: fpu sse avx avx2 avx512f avx512dq avx512_bf16 amx_tile amx_bf16\n\n"
+        "processor\t: 1\nmodel name\t: another CPU\n"
+    )
+    line = describe(cpuinfo)
+    assert line.startswith(
+        "AMD EPYC 9B14 (family 25, model 17, stepping 1; avx2, avx512f, avx512_bf16, amx_tile, "
+        "amx_bf16), "
+    ), line
+    assert " cores (" in describe(tmp_path / "absent") and "torch " in describe(tmp_path / "absent")
+
+
+def test_a_short_training_time_is_given_in_seconds(tmp_path: Path) -> None:
+    checkpoint.save(
+        tmp_path / paths.checkpoint("scratch"),
+        {"architecture": {"arch": "resnet", "image_size": 16}},
+    )
+    written = {
+        "evaluate": {"scratch": {"test_acc": 0.5, "test_f1": 0.5}},
+        "train_scratch": {"scratch": {"epochs_trained": 1}},
+        "timing/train_scratch": {"scratch": {"train_s": 42, "images_per_s": 9, "peak_rss_mb": 1}},
+    }
+    for name, content in written.items():
+        path = tmp_path / paths.METRICS / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content))
+    assert model_row(tmp_path, "scratch")["training time"] == "42 s"

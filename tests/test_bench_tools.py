@@ -1,0 +1,206 @@
+"""The benchmark tools' front doors: what they refuse before any work, as one line; their
+--help; and what bench/throughput.py writes. No training: where a tool would prepare data or
+run the pipeline, that work is replaced and must not be reached."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from bench import ablation, classify, ensemble, throughput
+from tests.conftest import ROOT
+
+DEMO = str(ROOT / "data/demo")
+
+
+def no_work(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the work started before the arguments were checked")
+
+
+@pytest.fixture
+def stopped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[[Callable[[], None], list[str]], tuple[int | str | None, list[str]]]:
+    """Run a tool's main with arguments; its exit status and its stderr's lines."""
+
+    def run(main: Callable[[], None], argv: list[str]) -> tuple[int | str | None, list[str]]:
+        monkeypatch.setattr(sys, "argv", ["bench/tool.py", *argv])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        return stop.value.code, capsys.readouterr().err.splitlines()
+
+    return run
+
+
+# -- 1. throughput (and ablation): the keys and the data checked before any work ------------
+
+
+@pytest.fixture
+def no_preparation(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (throughput, ablation):
+        monkeypatch.setattr(module, "copy_project", no_work)
+    monkeypatch.setattr(ablation, "data_view", no_work)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--compare", "train.lrr=0.1,0.2"], "not keys of params.yaml: train.lrr"),
+        (["--set", "train.lrr=0.1"], "not keys of params.yaml: train.lrr"),
+        (["--compare", "train.precision"], "--compare takes KEY=A,B"),
+    ],
+)
+def test_the_throughput_bench_checks_its_keys_before_preparing_data(
+    arguments: list[str], message: str, stopped, no_preparation
+) -> None:
+    status, err = stopped(throughput.main, ["--data", DEMO, "--profile", "tiny", *arguments])
+    assert status == 2 and err[-1].startswith("tool.py: error: ") and message in err[-1], err
+
+
+def test_an_unknown_profile_stops_the_throughput_bench_in_one_line(stopped, no_preparation) -> None:
+    status, err = stopped(throughput.main, ["--data", DEMO, "--profile", "nope"])
+    assert status == 2 and err[-1].startswith("tool.py: error: no profile nope: give one of")
+
+
+@pytest.mark.parametrize("main", [throughput.main, ablation.main], ids=["throughput", "ablation"])
+def test_a_data_folder_without_train_stops_the_bench_before_any_work(
+    main: Callable[[], None], tmp_path: Path, stopped, no_preparation
+) -> None:
+    out = ["--out", str(tmp_path / "out")] if main is ablation.main else []
+    status, err = stopped(main, ["--data", str(tmp_path / "nope"), "--profile", "tiny", *out])
+    assert status == 2 and f"--data {tmp_path / 'nope'} does not exist" in err[-1], err
+    (tmp_path / "flat").mkdir()
+    status, err = stopped(main, ["--data", str(tmp_path / "flat"), "--profile", "tiny", *out])
+    assert status == 2 and f"--data {tmp_path / 'flat'} has no train/<class>/ folders" in err[-1], (
+        err
+    )
+    # data.train_dir, as the run would read it, names the folder
+    (tmp_path / "flat" / "train").mkdir()
+    setting = ["--set", "data.train_dir=seg/train"]
+    status, err = stopped(
+        main, ["--data", str(tmp_path / "flat"), "--profile", "tiny", *out, *setting]
+    )
+    assert status == 2 and "has no seg/train/<class>/ folders" in err[-1], err
+    assert not (tmp_path / "out" / "ablation.md").exists()
+
+
+# -- 2. ensemble: a folder that is not a trained project ------------------------------------
+
+
+def test_the_ensemble_bench_given_the_work_folder_says_to_pass_its_project(
+    tmp_path: Path, stopped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # restored, should the command enter a folder
+    (tmp_path / "work" / "project").mkdir(parents=True)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "work" / "project" / "params.yaml")
+    for option in ("--project", "--projects"):
+        status, err = stopped(ensemble.main, [option, str(tmp_path / "work")])
+        assert status == 1 and len(err) == 1, err
+        assert err[0].startswith("error: ") and f"pass {tmp_path / 'work' / 'project'}" in err[0]
+    status, err = stopped(ensemble.main, ["--project", str(tmp_path)])
+    assert status == 1 and err == [
+        f"error: {tmp_path} is not a project folder (no params.yaml): pass a bench/run.py "
+        "--work folder's project/, or a project whose models are trained"
+    ]
+
+
+def test_the_ensemble_bench_on_an_untrained_project_is_one_line(
+    tmp_path: Path, stopped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    status, err = stopped(ensemble.main, ["--project", str(tmp_path)])
+    assert status == 1 and len(err) == 1, err
+    assert err[0].startswith(f"error: {tmp_path} has no trained models (")
+    assert err[0].endswith("missing): run `dvc repro` there first")
+
+
+# -- 3. --help: the whole docstring, every option explained, defaults shown -----------------
+
+
+def parser_of(main: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
+    """The parser `main` builds, caught as it would parse."""
+    built = []
+
+    def caught(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        built.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
+    with pytest.raises(SystemExit):
+        main()
+    return built[0]
+
+
+@pytest.mark.parametrize("module", [throughput, ensemble, ablation, classify])
+def test_each_bench_tools_help_gives_its_whole_docstring_and_explains_every_option(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = parser_of(module.main, monkeypatch).format_help()
+    assert module.__doc__.strip() in shown  # as written: paragraphs and examples kept
+    parser = parser_of(module.main, monkeypatch)
+    for action in parser._actions:
+        assert action.help, f"{module.__name__}: {action.option_strings} has no help text"
+        if action.default not in (None, False, [], argparse.SUPPRESS):
+            assert f"(default: {action.default})" in shown, (action.option_strings, shown)
+
+
+def test_the_classify_benchs_help_says_it_runs_the_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shown = parser_of(classify.main, monkeypatch).format_help()
+    opening = " ".join(shown.split("\n\n")[1:3])  # the description's first paragraphs
+    assert "what it costs: it first runs the whole pipeline" in opening.lower(), opening
+    assert "`dvc repro`" in opening and "minutes on the demo" in opening, opening
+
+
+# -- 4. throughput: --out, and its heading -------------------------------------------------
+
+
+def test_the_throughput_table_is_written_with_the_command_that_made_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def copied(project: Path, params: object, repository: bool = True) -> Path:
+        project.mkdir(parents=True)
+        shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+        return project
+
+    monkeypatch.setattr(throughput, "copy_project", copied)
+    monkeypatch.setattr(throughput, "run_measured", lambda command, cwd: (0.0, 0.0))
+    measured = {"real": 100.0, "bound": 200.0, "first_step_s": 1.5}
+    monkeypatch.setattr(throughput, "measure", lambda name, steps: measured)
+    monkeypatch.chdir(tmp_path)  # --out relative to it, though the command enters its copy
+    out = tmp_path / "tables" / "throughput.md"
+    arguments = [
+        "--data",
+        DEMO,
+        "--profile",
+        "tiny",
+        "--steps",
+        "3",
+        "--out",
+        "tables/throughput.md",
+    ]
+    monkeypatch.setattr(sys, "argv", ["bench/throughput.py", *arguments])
+    throughput.main()
+    printed = capsys.readouterr().out
+    written = out.read_text()
+    assert "| scratch | 100 | 200 | 0.50 | 1.5 | not run (--stage) |" in written
+    assert written.startswith(printed.rstrip("\n"))
+    assert f"Command: `python bench/throughput.py {' '.join(arguments)}`" in written
+    assert [path.name for path in out.parent.iterdir()] == ["throughput.md"]  # no temporary
+
+
+def test_the_throughput_heading_names_the_settings_only_when_there_are_some() -> None:
+    args = argparse.Namespace(profile="tiny", set=[], steps=3, compile=False)
+    assert "profile tiny, 3 steps" in throughput.heading(args, None)
+    args.set = ["train.lr=0.1", "scratch.width=8"]
+    assert "profile tiny with train.lr=0.1 scratch.width=8, 3 steps" in throughput.heading(
+        args, None
+    )

@@ -3,8 +3,8 @@
 What it costs: it first runs the whole pipeline, `dvc repro` (both models trained, evaluated,
 submitted and exported), with params.yaml and any --set changes, on params.yaml's data.root,
 in a temporary copy of the project: 1 to 2 minutes on the demo on two CPU cores (as long as
-training takes on other data or settings), then about a minute of measuring at the default
---images. Your workspace is left alone.
+training takes on other data or settings), then the measuring, which grows with --images.
+Your workspace is left alone.
 
 Then it measures on the submitted model:
 - the export's agreement with PyTorch on the test images and its largest probability difference;

@@ -217,6 +217,14 @@ def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_para
     assert torch.equal(next(drawn)[1], next(batches.epoch(next_epoch))[1])
 
 
+def write_metrics(project: Path, written: dict[str, dict]) -> None:
+    """metrics/<name>.json for each name, as the stages write them."""
+    for name, content in written.items():
+        path = project / paths.METRICS / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content))
+
+
 def test_a_models_row_names_the_size_it_trained_at(tmp_path: Path) -> None:
     # A timm backbone trains at its weights' own size when transfer.input_size is empty.
     built = {"arch": "timm/resnet18.a1_in1k", "image_size": 224}
@@ -226,10 +234,7 @@ def test_a_models_row_names_the_size_it_trained_at(tmp_path: Path) -> None:
         "train_transfer": {"transfer": {"epochs_trained": 1}},
         "timing/train_transfer": {"transfer": {"train_s": 60, "images_per_s": 9, "peak_rss_mb": 1}},
     }
-    for name, content in written.items():
-        path = tmp_path / paths.METRICS / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content))
+    write_metrics(tmp_path, written)
     assert model_row(tmp_path, "transfer")["model"] == "transfer (timm/resnet18.a1_in1k, 224 px)"
 
 
@@ -411,8 +416,5 @@ def test_a_short_training_time_is_given_in_seconds(tmp_path: Path) -> None:
         "train_scratch": {"scratch": {"epochs_trained": 1}},
         "timing/train_scratch": {"scratch": {"train_s": 42, "images_per_s": 9, "peak_rss_mb": 1}},
     }
-    for name, content in written.items():
-        path = tmp_path / paths.METRICS / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content))
+    write_metrics(tmp_path, written)
     assert model_row(tmp_path, "scratch")["training time"] == "42 s"

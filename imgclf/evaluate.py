@@ -37,11 +37,15 @@ class Trained:
 
 
 def load_trained(path: Any) -> Trained:
-    state = checkpoint.load(path)
-    weights = state.pop("model")
-    model = build_model(**state["architecture"])
-    model.load_state_dict(weights)
-    return Trained(model, state, checkpoint.weights_digest(weights))
+    return trained_from(checkpoint.load(path))
+
+
+def trained_from(saved: dict[str, Any]) -> Trained:
+    """The model of a loaded checkpoint (`checkpoint.load`), built and given its weights."""
+    meta = {key: value for key, value in saved.items() if key != "model"}
+    model = build_model(**meta["architecture"])
+    model.load_state_dict(saved["model"])
+    return Trained(model, meta, checkpoint.weights_digest(saved["model"]))
 
 
 def predict(

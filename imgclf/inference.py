@@ -23,7 +23,7 @@ INPUT, OUTPUT = "pixels", "logits"  # the ONNX graph's input and output
 # params.yaml's train.cpu_threads and train.deterministic, for a checkpoint saved without them
 DEFAULT_CPU_THREADS, DEFAULT_DETERMINISTIC = 2, True
 
-CHECKPOINT_KEYS = ("model", "architecture", "classes")  # what load_trained and Loaded read
+CHECKPOINT_KEYS = ("model", "architecture", "classes")  # what trained_from and Loaded read
 
 
 class Scorer(Protocol):
@@ -66,15 +66,16 @@ class OnnxModel:
 
 
 class TorchModel:
-    """A checkpoint's model, run as the evaluation and submission stages run it."""
+    """A checkpoint's model (the dict `checkpoint.load` returns), run as the evaluation and
+    submission stages run it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, saved: dict[str, Any]) -> None:
         import torch
 
-        from imgclf.evaluate import load_trained
+        from imgclf.evaluate import trained_from
         from imgclf.runtime import pick_device, uses_bfloat16
 
-        self.trained = load_trained(path)
+        self.trained = trained_from(saved)
         self.device = pick_device("auto")
         self.model = self.trained.model.to(self.device, memory_format=torch.channels_last)
         self.bfloat16 = uses_bfloat16(self.device)
@@ -156,7 +157,7 @@ def load_checkpoint(path: Path, threads: int | None) -> Loaded:
         raise unusable_checkpoint(path, f" (it has no {' or '.join(map(repr, missing))})")
     pin_cpu_arithmetic(cpu)
     try:
-        model = TorchModel(path)
+        model = TorchModel(saved)
     except (TypeError, ValueError, RuntimeError) as error:  # from building it, or its weights
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise unusable_checkpoint(path, f" ({reason})") from None

@@ -21,6 +21,7 @@ from PIL import Image
 
 from imgclf import checkpoint
 from imgclf.config import Params
+from imgclf.inference import load_model
 from imgclf.models import build_model
 from tests.conftest import ROOT, run
 
@@ -105,6 +106,24 @@ def test_a_checkpoint_saved_before_a_training_parameter_was_added_still_labels(
     result = classify(older, photos, "--out", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     assert len(rows_of(tmp_path / "out.csv")) == 3
+
+
+def test_a_checkpoint_file_is_read_once(
+    save_checkpoint: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its settings and its model come from one read (the demo's transfer.pt is 14 MB)."""
+    reads: list[Path] = []
+    real_load = checkpoint.load
+
+    def counted_load(path: Path) -> dict:
+        reads.append(path)
+        return real_load(path)
+
+    monkeypatch.setattr(checkpoint, "load", counted_load)
+    path = save_checkpoint()
+    loaded = load_model(path, threads=1)
+    assert loaded.classes == CLASSES
+    assert reads == [path]
 
 
 def test_a_file_name_that_is_not_utf8_keeps_its_bytes_in_the_csv(

@@ -30,10 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/classify.py`
 
-from ruamel.yaml import YAML
-
 from bench.machine import describe, run_measured
-from bench.workspace import copy_project
+from bench.workspace import check_params, copy_project, settings_with_known_keys
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
 from imgclf.runtime import pin_cpu_arithmetic
@@ -110,8 +108,10 @@ def main() -> None:
         help="change params.yaml for this run (the copy's, not yours)",
     )
     args = parser.parse_args()
-    yaml = YAML(typ="safe", pure=True)
-    changes = {key: yaml.load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    if args.images < 1:
+        parser.error(f"--images must be at least 1 (got {args.images})")
+    changes = settings_with_known_keys(args.set)
+    check_params(changes, "--set")
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(Path(folder) / "project", changes)
         params = load_params(project / "params.yaml")

@@ -94,16 +94,23 @@ def check_params(changes: dict[str, Any], where: str) -> None:
         raise UserError(f"{where}: {describe(error)}") from None
 
 
-def checked_profile(name: str, settings: list[str]) -> dict:
-    """The profile with the --set settings over it, every key and value checked against
-    params.yaml."""
+def settings_with_known_keys(settings: list[str]) -> dict[str, Any]:
+    """The --set KEY=VALUE settings as dotted keys and values, each key one of params.yaml's
+    (the values are checked with whatever else is changed: `check_params`)."""
     malformed = [text for text in settings if "=" not in text or not text.partition("=")[0]]
     if malformed:
         raise UserError(f"--set {malformed[0]}: write KEY=VALUE, e.g. --set train.epochs=1")
-    profile = load_profile(name)
-    check_keys(list(profile), f"profile {name}")
     overrides = parse_settings(settings)
     check_keys(list(overrides), "--set")
+    return overrides
+
+
+def checked_profile(name: str, settings: list[str]) -> dict:
+    """The profile with the --set settings over it, every key and value checked against
+    params.yaml."""
+    profile = load_profile(name)
+    check_keys(list(profile), f"profile {name}")
+    overrides = settings_with_known_keys(settings)
     check_params(profile | overrides, f"profile {name} with --set")
     return profile | overrides
 

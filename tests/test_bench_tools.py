@@ -68,6 +68,23 @@ def test_an_unknown_profile_stops_the_throughput_bench_in_one_line(stopped, no_p
     assert status == 2 and err[-1].startswith("tool.py: error: no profile nope: give one of")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--set", "train.epoch=1"], "error: --set: not keys of params.yaml: train.epoch (did"),
+        (["--set", "train.epochs=-1"], "error: --set: train.epochs: Input should be greater"),
+        (["--set", "train.epochs"], "error: --set train.epochs: write KEY=VALUE"),
+        (["--images", "0"], "tool.py: error: --images must be at least 1 (got 0)"),
+    ],
+)
+def test_the_classify_bench_checks_its_arguments_before_copying_the_project(
+    arguments: list[str], message: str, stopped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(classify, "copy_project", no_work)
+    status, err = stopped(classify.main, arguments)
+    assert status in (1, 2) and err[-1].startswith(message), err
+
+
 @pytest.mark.parametrize("main", [throughput.main, ablation.main], ids=["throughput", "ablation"])
 def test_a_data_folder_without_train_stops_the_bench_before_any_work(
     main: Callable[[], None], tmp_path: Path, stopped, no_preparation

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from bench import processes
 from bench.workspace import ENV
 from imgclf.runtime import cpu_computes_bf16_natively
 
@@ -66,7 +67,7 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
     """Run `command`; return its wall seconds and the peak resident memory (MiB) of all its
     processes together, sampled every 0.2 s. Raises if it fails."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env=ENV)
+    process = processes.start(command, cwd, ENV)
     peak = 0.0
     done = threading.Event()
 
@@ -83,9 +84,11 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    code = process.wait()
-    done.set()
-    sampler.join()
+    try:
+        code = processes.wait(process)
+    finally:
+        done.set()
+        sampler.join()
     if code:
         raise subprocess.CalledProcessError(code, command)
     return time.perf_counter() - started, peak

@@ -47,10 +47,12 @@ from bench.workspace import (
 from imgclf.config import read_yaml
 from imgclf.errors import UserError, exit_on_user_error
 from imgclf.submission import DEFAULT_LABELS_FILE
+from imgclf.termination import Terminated, exit_on_sigterm
 
 
 @exit_on_user_error
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog="Every input is checked before anything runs. OUT is always one run's whole "
@@ -98,9 +100,9 @@ def main() -> None:
     try:
         report = benchmark(args, profile, work, staging)
         replace_folder(args.out, staging)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         print(f"interrupted: {args.out} is as it was before the run", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(stop.code if isinstance(stop, Terminated) else 130)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not args.work:

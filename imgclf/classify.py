@@ -16,11 +16,9 @@ import contextlib
 import csv
 import itertools
 import os
-import signal
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 import numpy as np
@@ -31,6 +29,7 @@ from imgclf.errors import UserError, exit_on_user_error
 from imgclf.images import UnusableImage, decode_image
 from imgclf.inference import Loaded, load_model, softmax
 from imgclf.layout import files_below
+from imgclf.termination import exit_on_sigterm
 from imgclf.wording import counted
 
 DEFAULT_MAX_PIXELS = 100_000_000  # params.yaml's prepare.max_image_pixels
@@ -167,15 +166,9 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
         yield file
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # An exception, where the default is instant death: atomic_open removes the unfinished
-    # CSV, and the file it was to replace is left as it was.
-    raise SystemExit(128 + signum)
-
-
 @exit_on_user_error
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     args = parse_args(sys.argv[1:])
     if args.out and args.out.is_dir():
         raise UserError(f"--out {args.out} is a folder: name the CSV file to write")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -356,8 +357,19 @@ def test_a_failed_run_leaves_no_temporary_folder_and_says_which_command_failed(
     assert "Traceback" not in result.stderr
 
 
-def test_an_interrupted_run_leaves_the_earlier_out_whole(tmp_path: Path) -> None:
-    # Ctrl-C once the run has written its first submission: OUT stays the earlier run's.
+@pytest.mark.parametrize(
+    ("stop", "status"),
+    [
+        (lambda pid: os.killpg(pid, signal.SIGINT), 130),  # Ctrl-C, to the process group
+        (lambda pid: os.kill(pid, signal.SIGTERM), 143),  # `kill`, to the benchmark alone
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_an_interrupted_run_leaves_the_earlier_out_whole_and_nothing_running(
+    stop: Callable[[int], None], status: int, tmp_path: Path
+) -> None:
+    # Stopped once the run has written its first submission: OUT stays the earlier run's, the
+    # temporary folders are gone, and so is every process the run started.
     out = tmp_path / "out"
     out.mkdir()
     earlier = {"results.md": "# the earlier run\n", "submission-scratch.csv": "id,label\n"}
@@ -383,8 +395,13 @@ def test_an_interrupted_run_leaves_the_earlier_out_whole(tmp_path: Path) -> None
         assert process.poll() is None, process.communicate()[1]
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does, to the whole process group
-    process.wait(timeout=120)
+    started = psutil.Process(process.pid).children(recursive=True)
+    stop(process.pid)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == status, stderr
+    assert f"interrupted: {out} is as it was before the run" in stderr
+    _, still_running = psutil.wait_procs(started, timeout=10)
+    assert still_running == []
     assert {path.name: path.read_text() for path in out.iterdir()} == earlier
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "tmp"]
     assert not any((tmp_path / "tmp").iterdir())

@@ -14,15 +14,17 @@ GRACE_S = 30  # for the processes to clean up after SIGINT, before SIGKILL
 
 
 def start(command: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
-    """`command` in a session of its own, so that it and every process it starts can be
-    stopped together (`wait`)."""
+    """`command` in a session of its own, so that it and every process it starts (in that
+    session: DVC's stages, bench/without_dvc.py's) can be stopped together (`wait`)."""
     return subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
 
 
 def wait(process: subprocess.Popen) -> int:
     """The exit status of `process` (from `start`). If the wait is interrupted (Ctrl-C, or
-    SIGTERM under imgclf.termination.exit_on_sigterm), its processes are sent SIGINT, as Ctrl-C
-    would, then SIGKILL if any are left after GRACE_S, and the interruption goes on."""
+    SIGTERM under imgclf.termination.exit_on_sigterm), its session is sent SIGINT, as Ctrl-C
+    would, then SIGKILL when the process has ended or after GRACE_S (SIGINT is ignored where
+    the benchmark was started with it ignored, as `&` in a script does), and the interruption
+    goes on."""
     try:
         return process.wait()
     except BaseException:

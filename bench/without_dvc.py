@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/without_dvc.py`
 
-from bench import processes
 from imgclf.config import read_yaml
 
 
@@ -63,7 +63,7 @@ def run(project: Path, names: list[str]) -> None:
         if command[0] == "python":
             command[0] = sys.executable
         print(f"Running stage '{name}':\n> {stages[name]['cmd']}", flush=True)
-        code = processes.wait(processes.start(command, project))
+        code = subprocess.run(command, cwd=project).returncode
         if code:
             raise SystemExit(
                 f"stage '{name}' failed (exit code {code}); those after it did not run"

@@ -379,15 +379,21 @@ def test_an_interrupted_run_leaves_the_earlier_out_whole_and_nothing_running(
     command = [sys.executable, "bench/run.py", "--without-dvc", "--data", "data/demo"]
     command += ["--profile", "tiny", *set_options(ONE_THREAD), "--out", str(out)]
     environment = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=environment,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Started with SIGINT handled here, so that it starts with SIGINT at its default even where
+    # the tests run with it ignored (a script's `make test &` ignores it; children inherit that).
+    ignored_or_not = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environment,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored_or_not)
     deadline = time.monotonic() + 600
     while not any(
         path.read_text() != earlier.get(path.name) for path in tmp_path.rglob("submission-*.csv")

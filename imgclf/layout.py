@@ -12,6 +12,7 @@ from typing import Protocol
 from imgclf.config import DataParams
 from imgclf.errors import UserError
 from imgclf.images import IMAGE_SUFFIXES
+from imgclf.unicode_forms import normal_form
 from imgclf.wording import listed
 
 LABELLED_SOURCES = ("train", "val", "test")
@@ -140,12 +141,6 @@ def refuse_names_written_two_ways(items: list[Labelled], data: DataParams) -> No
             f"{listed(twins)}. Rename one so that both are written alike (in one split, merge the "
             f"two), e.g. all to NFC with `convmv -f utf8 -t utf8 --nfc -r --notest {data.root}`"
         )
-
-
-def normal_form(name: str) -> str:
-    """NFC or NFD; a name can be neither (U+212B, the Angstrom sign, which NFC makes U+00C5)."""
-    forms = (form for form in ("NFC", "NFD") if unicodedata.is_normalized(form, name))
-    return next(forms, "neither NFC nor NFD")
 
 
 def _collect(folder: Path, root: Path, source: str, label: str, result: Scan) -> int:

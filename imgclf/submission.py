@@ -17,6 +17,7 @@ from typing import get_args
 from imgclf.config import DataParams, SubmissionParams
 from imgclf.errors import UserError
 from imgclf.paths import MODEL_NAMES, ModelName
+from imgclf.unicode_forms import written_otherwise
 from imgclf.wording import counted, listed
 
 DEFAULT_LABELS_FILE = "predict_labels.csv"  # what submission.labels_file: auto looks for
@@ -134,17 +135,19 @@ def check_ids_labelled(paths: list[str], truth: Path, options: SubmissionParams)
     unlabelled = [ident for ident in ids if ident not in labelled]
     if not unlabelled:
         return None
+    other_form = written_otherwise(unlabelled, labelled, "id", "the file names", str(truth))
     if len(unlabelled) < len(ids):
         return (
             f"predict files with no label in {truth}: {len(unlabelled)} of {len(ids)} (e.g. "
             f"{unlabelled[0]!r}); the submission is scored on the other "
-            f"{len(ids) - len(unlabelled)}"
+            f"{len(ids) - len(unlabelled)}{other_form}"
         )
     theirs = f"its ids look like {next(iter(labelled))!r}" if labelled else "it has no rows"
     raise UserError(
         f"submission.labels_file: no predict file's id is in {truth}: submission.id_from: "
         f"{options.id_from} gives ids like {ids[0]!r}, {theirs}. "
         + matching_id_from(paths, labelled, options)
+        + other_form
     )
 
 
@@ -160,12 +163,16 @@ def check_labels_are_classes(
         return None
     examples = ", ".join(repr(label) for label in sorted(set(unknown))[:2])
     names = listed([repr(name) for name in classes])
+    other_form = written_otherwise(
+        unknown, classes, "label", str(truth), "the class folders' names"
+    )
     if len(unknown) + empty == len(labels):
         theirs = f"its labels look like {examples}" if unknown else "its labels are empty"
         raise UserError(
             f"submission.labels_file: no label in {truth} is a class name ({theirs}; the "
             f"classes: {names}), so every image would be scored wrong. Make its column "
-            f"{options.label_column!r} hold the names of the class folders, spelled as they are"
+            f"{options.label_column!r} hold the names of the class folders, spelled as they "
+            f"are{other_form}"
         )
     problems = []
     if unknown:
@@ -176,7 +183,7 @@ def check_labels_are_classes(
         problems.append(f"{counted(empty, 'row')} with an empty label")
     return (
         f"labels in {truth}: {' and '.join(problems)}, of {len(labels)} (the classes: {names}); "
-        "a prediction for those images is never right"
+        f"a prediction for those images is never right{other_form}"
     )
 
 

@@ -292,3 +292,41 @@ def test_class_names_written_in_two_unicode_forms_stop(
         validate(params_for(root))
     message = str(raised.value)
     assert f"differ only in Unicode normalisation (NFC and NFD): {named}. Rename one" in message
+
+
+NFC_CAFE, NFD_CAFE = "caf\u00e9", "cafe\u0301"  # print alike: 'café'
+
+
+@pytest.mark.parametrize("all_of_them", [False, True], ids=["some", "all"])
+def test_ids_in_the_labels_file_in_another_unicode_form_are_named_as_such(
+    tmp_path: Path, params_for, capsys: pytest.CaptureFixture[str], all_of_them: bool
+) -> None:
+    """Predict files from a Mac (NFD names) and a labels file typed elsewhere (NFC)."""
+    root = write_data_set(tmp_path / "photos", {**TWO_CLASSES, "predict": 2})
+    (root / "predict/picture_10.png").rename(root / f"predict/{NFD_CAFE}.png")
+    other = "picture_11" if not all_of_them else "nowhere"
+    (root / "predict_labels.csv").write_text(f"id,label\n{NFC_CAFE},cats\n{other},dogs\n")
+    note = (
+        f"1 id is in {root}/predict_labels.csv but for the Unicode form, which prints alike (e.g. "
+        f"'{NFD_CAFE}': NFD in the file names, NFC in {root}/predict_labels.csv): write both"
+    )
+    if all_of_them:
+        with pytest.raises(UserError, match=re.escape(note)):
+            validate(params_for(root))
+    else:
+        validate(params_for(root))
+        assert note in capsys.readouterr().out
+
+
+def test_labels_that_are_class_names_in_another_unicode_form_are_named_as_such(
+    tmp_path: Path, params_for
+) -> None:
+    counts = {f"train/{NFD_CAFE}": 4, "train/dogs": 4, f"test/{NFD_CAFE}": 1, "test/dogs": 1}
+    root = write_data_set(tmp_path / "photos", {**counts, "predict": 2})
+    (root / "predict_labels.csv").write_text(f"id,label\npicture_10,{NFC_CAFE}\npicture_11,x\n")
+    with pytest.raises(UserError) as raised:
+        validate(params_for(root))
+    assert (
+        f"1 label is in the class folders' names but for the Unicode form, which prints alike "
+        f"(e.g. '{NFC_CAFE}': NFC in {root}/predict_labels.csv, NFD in the class folders' names)"
+    ) in str(raised.value)

@@ -166,6 +166,7 @@ def test_bad_arguments_stop_the_command_with_a_message(
     assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_averages_bench_trains_as_the_stage_trains(repro_project: Path, tmp_path: Path) -> None:
     # The tests' project trains without a moving average: the weights themselves (`none`)
     # must follow, epoch by epoch, what the stage recorded, and keep the epoch it kept, testing
@@ -357,6 +358,7 @@ def test_a_failed_run_leaves_no_temporary_folder_and_says_which_command_failed(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "status"),
     [

@@ -93,6 +93,7 @@ def test_each_model_takes_its_own_optimizer_else_the_shared_one(make_params) -> 
     assert type(make_optimizer(model, params, "transfer", cpu)) is torch.optim.AdamW
 
 
+@pytest.mark.slow
 def test_training_with_sgd_learns_and_records_its_optimizer(workdir) -> None:
     workdir(
         data__root=str(ROOT / "data/demo"),
@@ -128,6 +129,7 @@ def test_a_frozen_share_of_the_backbone_gets_no_gradient_and_keeps_its_statistic
     assert all(p.requires_grad for p in model.parameters()) and norms[0].training
 
 
+@pytest.mark.slow
 def test_training_with_a_frozen_share_keeps_those_layers_pretrained(workdir) -> None:
     workdir(
         data__root=str(ROOT / "data/demo"),

@@ -17,6 +17,7 @@ from tests.dirty import write_data_set
 TINY = {"data__image_size": 16, "train__epochs": 1, "scratch__width": 4}
 
 
+@pytest.mark.slow
 def test_a_rejected_predict_file_is_named_and_an_unmatched_labels_file_scores_nothing(
     workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,8 @@ import pytest
 from imgclf import paths
 from tests.conftest import SMALL_DEMO, run_stage
 
+pytestmark = pytest.mark.slow  # each runs prepare, split and a training stage
+
 
 def split_the_data(capsys: pytest.CaptureFixture[str]) -> None:
     """prepare and split, their output discarded: what a training stage reads."""

@@ -128,6 +128,7 @@ def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_no_predict_folder_gives_an_empty_submission_and_a_warning(workdir, capsys) -> None:
     """The decision: a submission with its header and no rows, a warning, and no scoring
     (submission.labels_file stays at its default, auto, and there is no labels file here)."""

@@ -215,6 +215,7 @@ class ModelParams(Section):
 class ScratchParams(ModelParams):
     known_archs = SCRATCH_ARCHS
     width: Annotated[int, Field(ge=4, le=512)]
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | None
 
 
 class TransferParams(ModelParams):

@@ -28,7 +28,7 @@ from imgclf import checkpoint, paths
 from imgclf.atomic import write_csv, write_json
 from imgclf.augment import augment_batch
 from imgclf.cache import ImageCache
-from imgclf.config import AugmentParams, Params, TransferParams
+from imgclf.config import AugmentParams, Params, ScratchParams, TransferParams
 from imgclf.errors import UserError
 from imgclf.loader import Batches, CachedImages, cache_bytes, make_batches, to_model_input
 from imgclf.models import Classifier, build_model
@@ -378,7 +378,7 @@ def epoch_plan(name: ModelName, params: Params) -> EpochPlan:
 def model_spec(name: ModelName, params: Params, num_classes: int) -> dict[str, Any]:
     """The arguments of build_model that rebuild this model; saved in its checkpoint."""
     options = params.model(name)
-    return {
+    spec = {
         "kind": name,
         "arch": options.arch,
         "num_classes": num_classes,
@@ -387,6 +387,9 @@ def model_spec(name: ModelName, params: Params, num_classes: int) -> dict[str, A
         or params.data.image_size,
         "width": getattr(options, "width", 0),
     }
+    if isinstance(options, ScratchParams) and options.dropout is not None:
+        spec["dropout"] = options.dropout
+    return spec
 
 
 def make_scheduler(

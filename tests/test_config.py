@@ -43,6 +43,7 @@ def test_an_exponent_as_dvc_writes_it_back_is_a_number(tmp_path: Path) -> None:
         ({"train__lr": -0.1}, "train.lr", "greater than 0"),
         ({"train__lr": 0}, "train.lr", "greater than 0"),
         ({"split__test_fraction": 1.0}, "split.test_fraction", "less than 1"),
+        ({"scratch__dropout": 1.0}, "scratch.dropout", "less than 1"),
         ({"scratch__arch": "resnet9000"}, "scratch.arch", "known: original, resnet"),
         ({"transfer__arch": "vgg17"}, "transfer.arch", "efficientnet_lite0"),
         ({"check__fail_on_leakage": "maybe"}, "check.fail_on_leakage", "boolean"),

@@ -14,6 +14,7 @@ from torchvision.ops import SqueezeExcitation
 from imgclf.errors import UserError
 from imgclf.models import build_model
 from imgclf.models.transfer import torchvision_weights_file
+from imgclf.train import model_spec
 
 
 def test_the_original_network_is_the_notebooks() -> None:
@@ -39,6 +40,18 @@ def test_the_original_network_is_the_notebooks() -> None:
     assert (dense[0].in_features, dense[0].out_features) == (64 * 32 * 32, 256)
     assert dense[1].out_features == 6
     assert [m.p for m in net if isinstance(m, nn.Dropout)] == [0.5]
+
+
+@pytest.mark.parametrize(("arch", "own"), [("original", 0.5), ("resnet", 0.2), ("se_resnet", 0.2)])
+def test_scratch_dropout_is_the_networks_own_unless_set(arch: str, own: float, make_params) -> None:
+    def dropouts(**setting: float | None) -> list[float]:
+        params = make_params(scratch__arch=arch, scratch__width=4, **setting)
+        spec = model_spec("scratch", params, num_classes=3)
+        return [m.p for m in build_model(**spec).modules() if isinstance(m, nn.Dropout)]
+
+    assert dropouts() == [own]
+    assert dropouts(scratch__dropout=0.3) == [0.3]
+    assert dropouts(scratch__dropout=0.0) == [0.0]
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,13 @@ def build_model(
     width: int = 0,
     pretrained: bool = False,
     weights: str | None = None,
+    dropout: float | None = None,
 ) -> Classifier:
-    """The named architecture. `width` sizes the scratch resnet; `pretrained` loads
-    ImageNet weights into a transfer model, from the file `weights` if given (timm models)."""
+    """The named architecture. `width` sizes the scratch resnet and `dropout` sets a scratch
+    network's (None: its own); `pretrained` loads ImageNet weights into a transfer model, from
+    the file `weights` if given (timm models)."""
     if kind == "scratch":
-        return build_scratch(arch, num_classes, image_size, width)
+        return build_scratch(arch, num_classes, image_size, width, dropout)
     return build_transfer(arch, num_classes, image_size, pretrained, weights)
 
 

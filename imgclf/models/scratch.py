@@ -12,7 +12,7 @@ from imgclf.models.classifier import Classifier
 CENTRED = ((127.5,) * 3, (127.5,) * 3)  # pixels to [-1, 1]
 
 
-def original_cnn(num_classes: int, image_size: int) -> nn.Module:
+def original_cnn(num_classes: int, image_size: int, dropout: float = 0.5) -> nn.Module:
     """The Keras notebook's network, layer for layer (Keras' 'same' padding, ReLU)."""
     flat = 64 * (image_size // 4) ** 2
     return nn.Sequential(
@@ -29,7 +29,7 @@ def original_cnn(num_classes: int, image_size: int) -> nn.Module:
         nn.Flatten(),
         nn.Linear(flat, 256),
         nn.ReLU(),
-        nn.Dropout(0.5),
+        nn.Dropout(dropout),
         nn.Linear(256, num_classes),
     )
 
@@ -56,7 +56,11 @@ class Residual(nn.Module):
 
 
 def resnet(
-    num_classes: int, image_size: int, width: int, squeeze_excite: bool = False
+    num_classes: int,
+    image_size: int,
+    width: int,
+    squeeze_excite: bool = False,
+    dropout: float = 0.2,
 ) -> nn.Module:
     """A ResNet-9 in the style of the DAWNBench CIFAR-10 winners: batch norm, two residual
     stages, global pooling. Images of 64 px and more start with a stride-2 stem, so the
@@ -75,18 +79,26 @@ def resnet(
         Residual(8 * width, squeeze_excite),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Dropout(0.2),
+        nn.Dropout(dropout),
         nn.Linear(8 * width, num_classes),
     )
 
 
-SCRATCH_ARCHS: dict[str, Callable[[int, int, int], nn.Module]] = {
-    "original": lambda num_classes, image_size, width: original_cnn(num_classes, image_size),
+# (num_classes, image_size, width, optionally dropout=...) -> the network
+SCRATCH_ARCHS: dict[str, Callable[..., nn.Module]] = {
+    "original": lambda num_classes, image_size, width, **dropout: original_cnn(
+        num_classes, image_size, **dropout
+    ),
     "resnet": resnet,
     "se_resnet": partial(resnet, squeeze_excite=True),
 }
 
 
-def build_scratch(arch: str, num_classes: int, image_size: int, width: int) -> Classifier:
-    """`width` is the channel count of the first layer (resnet; the original has its own)."""
-    return Classifier(SCRATCH_ARCHS[arch](num_classes, image_size, width), *CENTRED, image_size)
+def build_scratch(
+    arch: str, num_classes: int, image_size: int, width: int, dropout: float | None = None
+) -> Classifier:
+    """`width` is the channel count of the first layer (resnet; the original has its own);
+    `dropout` the share dropped before the classifier (None: the architecture's own)."""
+    own_or_given = {} if dropout is None else {"dropout": dropout}
+    network = SCRATCH_ARCHS[arch](num_classes, image_size, width, **own_or_given)
+    return Classifier(network, *CENTRED, image_size)

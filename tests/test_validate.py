@@ -44,6 +44,7 @@ def test_a_usable_folder_is_described(tmp_path: Path, params_for) -> None:
         ({"train/cats": 4}, {}, "only one class ('cats')"),
         (TWO_CLASSES, {"split__val_fraction": 0.05}, "too few to split off a val set"),
         ({"test/cats": 3}, {}, "data.train_dir:"),
+        ({**TWO_CLASSES, "test/birds": 1}, {}, "test classes ['birds'] have no training images"),
         (TWO_CLASSES, {"submission__labels_file": "truth.csv"}, "truth.csv does not exist"),
     ],
 )

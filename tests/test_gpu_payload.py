@@ -6,6 +6,7 @@ on the demo data."""
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
@@ -50,6 +51,16 @@ def payload() -> dict[str, str]:
     return {canonicalize_name(name): pinned for name, pinned in pins.items()}
 
 
+def gpu_machine() -> dict[str, str]:
+    """The environment in which only what a lent GPU machine has and the payload import
+    (tests/gpu_machine/sitecustomize.py halts the rest)."""
+    importable = with_requirements(GPU_MACHINE) | set(payload())
+    return {
+        "PYTHONPATH": str(ROOT / "tests" / "gpu_machine"),
+        "GPU_MACHINE_IMPORTABLE": ",".join(sorted(importable)),
+    }
+
+
 def test_the_payload_pins_the_versions_the_tests_run() -> None:
     assert {name: version(name) for name in payload()} == payload()
 
@@ -58,11 +69,7 @@ def test_the_payload_pins_the_versions_the_tests_run() -> None:
 def test_the_benchmark_runs_with_only_the_gpu_machine_packages_and_the_payload(
     tmp_path: Path,
 ) -> None:
-    importable = with_requirements(GPU_MACHINE) | set(payload())
-    machine = {
-        "PYTHONPATH": str(ROOT / "tests" / "gpu_machine"),
-        "GPU_MACHINE_IMPORTABLE": ",".join(sorted(importable)),
-    }
+    machine = gpu_machine()
     lacking = run([sys.executable, "-c", "import dvc"], ROOT, check=False, env=machine)
     assert "import of dvc halted" in lacking.stderr
 
@@ -76,6 +83,16 @@ def test_the_benchmark_runs_with_only_the_gpu_machine_packages_and_the_payload(
         with open(out / f"submission-{model}.csv", newline="") as file:
             assert len(list(csv.DictReader(file))) == 270
     assert not (work / "project" / ".dvc").exists()
+
+
+def test_the_gpu_test_runs_with_only_the_gpu_machine_packages_and_the_payload() -> None:
+    """Step 4 of the README's GPU steps runs tests/test_gpu.py there (here, without CUDA, its
+    cases are skipped: what is checked is that pytest and the tests import). The plugins
+    installed here and not there are not loaded."""
+    machine = gpu_machine() | {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu"]
+    result = run([*command, "tests/test_gpu.py"], ROOT, env=machine)
+    assert re.search(r"\b2 (passed|skipped)\b", result.stdout), result.stdout
 
 
 def test_without_dvc_runs_a_target_after_every_stage_whose_outputs_it_reads() -> None:

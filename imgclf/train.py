@@ -332,7 +332,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
     wanted = params.train.data_on_device
     size = cache_bytes(cache, train_set.indices) + cache_bytes(cache, val_set.indices)
     batch_options = {
-        "batch_size": params.train.batch_size // world_size(),
+        "batch_size": per_process_batch(params.train.batch_size, world_size()),
         "seed": params.seed,
         "device": device,
         "on_device": wanted is True or (wanted == "auto" and fits_on_device(size, device)),
@@ -364,6 +364,17 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
             device, options.precision or params.train.precision, params.train.deterministic
         ),
     )
+
+
+def per_process_batch(batch_size: int, processes: int) -> int:
+    """Each process's share of train.batch_size, the batch of all processes together. The
+    config checks that train.nproc divides it; on several hosts all their processes must."""
+    if batch_size % processes:
+        raise UserError(
+            f"train.batch_size ({batch_size}) is the batch of all {processes} processes "
+            f"(hosts x train.nproc): make it a multiple of {processes}"
+        )
+    return batch_size // processes
 
 
 def epoch_plan(name: ModelName, params: Params) -> EpochPlan:

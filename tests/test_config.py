@@ -109,3 +109,13 @@ def test_split_folders_nested_apart_are_accepted(tmp_path: Path) -> None:
     folders = {"train_dir": "seg_train/seg_train", "test_dir": "seg_test/seg_test"}
     path = params_file(tmp_path, **{f"data__{key}": value for key, value in folders.items()})
     assert load_params(path).data.train_dir == "seg_train/seg_train"
+
+
+def test_on_several_hosts_all_their_processes_must_share_the_batch() -> None:
+    """The config sees train.nproc, the processes on one host; the world size is known once
+    torchrun has started them (2 hosts x 2 processes here)."""
+    from imgclf.train import per_process_batch
+
+    assert per_process_batch(64, 4) == 16
+    with pytest.raises(UserError, match=r"train.batch_size \(66\) is the batch of all 4 "):
+        per_process_batch(66, 4)

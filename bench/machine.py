@@ -67,7 +67,7 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
     """Run `command`; return its wall seconds and the peak resident memory (MiB) of all its
     processes together, sampled every 0.2 s. Raises if it fails."""
     started = time.perf_counter()
-    process = processes.start(command, cwd, ENV)
+    process = subprocess.Popen(command, cwd=cwd, env=ENV)
     peak = 0.0
     done = threading.Event()
 

@@ -29,6 +29,7 @@ from imgclf.errors import UserError, exit_on_user_error
 from imgclf.images import UnusableImage, decode_image
 from imgclf.inference import Loaded, load_model, softmax
 from imgclf.layout import files_below
+from imgclf.progress import progress_bar
 from imgclf.termination import exit_on_sigterm
 from imgclf.wording import counted
 
@@ -122,7 +123,7 @@ def classify(
         header += [f"class_{rank}", f"prob_{rank}"]
     writer.writerow(header)
     labelled = 0
-    with tqdm(total=len(files), desc="classify", unit="img", file=sys.stderr) as progress:
+    with progress_bar(total=len(files), desc="classify", unit="img", file=sys.stderr) as progress:
         for batch in _batches(files, batch_size):
             kept, images = decoded(batch, model.image_size, max_pixels, skipped)
             if kept:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from imgclf.atomic import atomic_path, write_csv
 from imgclf.cache import CacheWriter
 from imgclf.config import DataParams, PrepareParams
 from imgclf.images import ANALYSIS_SIZE, THUMBNAIL, UnusableImage, decode_image, fingerprint
 from imgclf.layout import Candidate, check_trainable, scan, source_dirs
+from imgclf.progress import progress_bar
 from imgclf.samples import Sample, write_manifest
 
 CHUNK = 512  # files decoded per round: bounds the decoded images waiting to be written
@@ -62,7 +62,7 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
     ):
         with (
             ProcessPoolExecutor(workers) as pool,
-            tqdm(total=len(found.candidates), desc="prepare", unit="img") as progress,
+            progress_bar(total=len(found.candidates), desc="prepare", unit="img") as progress,
         ):
             for chunk in iter(lambda: list(itertools.islice(tasks, CHUNK)), []):
                 for item in pool.map(_load, chunk, chunksize=16):

@@ -22,7 +22,6 @@ from timm.data import Mixup
 from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from imgclf import checkpoint, paths
 from imgclf.atomic import write_csv, write_json
@@ -36,6 +35,7 @@ from imgclf.models.transfer import native_input_size
 from imgclf.paths import ModelName
 from imgclf.plots import learning_curves_figure, save_figure
 from imgclf.predict import loss_and_accuracy
+from imgclf.progress import progress_bar
 from imgclf.recipe import make_ema, make_mixup, make_optimizer
 from imgclf.runtime import (
     autocast,
@@ -445,12 +445,12 @@ def train_one_epoch(run: Run, net: nn.Module, epoch: int) -> tuple[float, float]
     augment_rng.manual_seed(derive_seed(run.params.seed, epoch, rank(), 1))
     net.train()
     sums = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, images
-    batches = tqdm(
+    batches = progress_bar(
         run.train_batches.epoch(epoch),
         total=len(run.train_batches),
         desc=f"{run.name} {epoch}/{run.plan.epochs}",
         leave=False,
-        disable=not is_main_process(),
+        shown=is_main_process(),
     )
     first_step = (epoch - 1) * len(run.train_batches)
     for step, (images, targets) in enumerate(batches, start=first_step):

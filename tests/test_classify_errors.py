@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -311,14 +312,12 @@ def test_sigterm_while_writing_keeps_the_old_csv_and_leaves_no_temporary_file(
     with subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     ) as process:
-        assert process.stderr
-        stderr = b""
-        while b"classify:" not in stderr:  # the progress bar: the temporary CSV is open
-            chunk = process.stderr.read1()
-            assert chunk, stderr
-            stderr += chunk
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("*.tmp")):  # the temporary CSV is open
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
-        stderr += process.communicate(timeout=60)[1]
+        stderr = process.communicate(timeout=60)[1]
     assert [file.name for file in tmp_path.iterdir() if file.suffix == ".tmp"] == []
     assert out.read_text() == "old\n"
     assert process.returncode == 128 + signal.SIGTERM, stderr

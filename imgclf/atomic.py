@@ -47,9 +47,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, NEW_FILE_MODE)
-    os.close(fd)
-    try:
+    try:  # from here: an interruption (Ctrl-C, SIGTERM made an exception) removes it
+        os.fchmod(fd, NEW_FILE_MODE)
+        os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb") as written:  # on disk before it takes the name, for a power cut
             os.fsync(written.fileno())

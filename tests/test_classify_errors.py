@@ -316,6 +316,7 @@ def test_sigterm_while_writing_keeps_the_old_csv_and_leaves_no_temporary_file(
         while not list(tmp_path.glob("*.tmp")):  # the temporary CSV is open
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
+        time.sleep(0.2)  # into the writing (seconds of it), past the file's creation
         process.send_signal(signal.SIGTERM)
         stderr = process.communicate(timeout=60)[1]
     assert [file.name for file in tmp_path.iterdir() if file.suffix == ".tmp"] == []

@@ -278,6 +278,9 @@ def write_outputs(
         print(f"warning: {stage}: {warning}", flush=True)
 
 
+GUESSING_SIGNIFICANCE = 0.05
+
+
 def no_better_than_guessing(run: Run, val_acc: float) -> str | None:
     """A kept model whose validation accuracy is not clearly above answering the most common
     class every time (a one-sided binomial test) has learnt nothing: say so, where the numbers
@@ -297,9 +300,6 @@ def no_better_than_guessing(run: Run, val_acc: float) -> str | None:
         f"{run.params.model(run.name).lr_mult}) may be far too low or too high, or the epochs "
         "too few"
     )
-
-
-GUESSING_SIGNIFICANCE = 0.05
 
 
 def curves_title(name: ModelName, params: Params) -> str:

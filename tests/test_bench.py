@@ -219,8 +219,16 @@ def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_para
     assert torch.equal(next(drawn)[1], next(batches.epoch(next_epoch))[1])
 
 
-def write_metrics(project: Path, written: dict[str, dict]) -> None:
-    """metrics/<name>.json for each name, as the stages write them."""
+def trained_as_the_stages_leave_it(
+    project: Path, model: str, architecture: dict, train_s: float
+) -> None:
+    """A checkpoint of `architecture` and the metrics files the report reads for `model`."""
+    checkpoint.save(project / paths.checkpoint(model), {"architecture": architecture})
+    written = {
+        "evaluate": {model: {"test_acc": 0.5, "test_f1": 0.5}},
+        f"train_{model}": {model: {"epochs_trained": 1}},
+        f"timing/train_{model}": {model: {"train_s": train_s, "images_per_s": 9, "peak_rss_mb": 1}},
+    }
     for name, content in written.items():
         path = project / paths.METRICS / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,13 +238,7 @@ def write_metrics(project: Path, written: dict[str, dict]) -> None:
 def test_a_models_row_names_the_size_it_trained_at(tmp_path: Path) -> None:
     # A timm backbone trains at its weights' own size when transfer.input_size is empty.
     built = {"arch": "timm/resnet18.a1_in1k", "image_size": 224}
-    checkpoint.save(tmp_path / paths.checkpoint("transfer"), {"architecture": built})
-    written = {
-        "evaluate": {"transfer": {"test_acc": 0.5, "test_f1": 0.5}},
-        "train_transfer": {"transfer": {"epochs_trained": 1}},
-        "timing/train_transfer": {"transfer": {"train_s": 60, "images_per_s": 9, "peak_rss_mb": 1}},
-    }
-    write_metrics(tmp_path, written)
+    trained_as_the_stages_leave_it(tmp_path, "transfer", built, train_s=60)
     assert model_row(tmp_path, "transfer")["model"] == "transfer (timm/resnet18.a1_in1k, 224 px)"
 
 
@@ -432,14 +434,6 @@ def test_the_machine_line_names_the_cpus_family_model_and_instruction_sets(tmp_p
 
 
 def test_a_short_training_time_is_given_in_seconds(tmp_path: Path) -> None:
-    checkpoint.save(
-        tmp_path / paths.checkpoint("scratch"),
-        {"architecture": {"arch": "resnet", "image_size": 16}},
-    )
-    written = {
-        "evaluate": {"scratch": {"test_acc": 0.5, "test_f1": 0.5}},
-        "train_scratch": {"scratch": {"epochs_trained": 1}},
-        "timing/train_scratch": {"scratch": {"train_s": 42, "images_per_s": 9, "peak_rss_mb": 1}},
-    }
-    write_metrics(tmp_path, written)
+    built = {"arch": "resnet", "image_size": 16}
+    trained_as_the_stages_leave_it(tmp_path, "scratch", built, train_s=42)
     assert model_row(tmp_path, "scratch")["training time"] == "42 s"

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from bench.machine import describe
 from imgclf.config import load_params
-from imgclf.models import build_model
+from imgclf.models import build_model, mean_probability_logits
 from imgclf.recipe import make_optimizer
 from imgclf.runtime import describe_runtime, pin_cpu_arithmetic
 from imgclf.train import training_input
@@ -51,6 +51,7 @@ def main() -> None:
     report("interpolate 32->24 antialiased",
            lambda x: F.interpolate(x, size=(24, 24), mode="bilinear", antialias=True),
            (BATCH, 3, 32, 32))  # fmt: skip
+    evaluated = []
     for name, arch, width in (("scratch", "resnet", 16), ("transfer", "efficientnet_lite0", 0)):
         torch.manual_seed(0)
         model = build_model(name, arch, 10, 32, width=width)
@@ -73,8 +74,16 @@ def main() -> None:
         model.eval()
         with torch.no_grad():
             batch = torch.randn((EVAL_BATCH, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+            evaluated.append(model(batch * 64 + 128))
             label = f"{name} evaluation, batch {EVAL_BATCH}"
-            print(f"{label:<34} out {digest(model(batch * 64 + 128))}")
+            print(f"{label:<34} out {digest(evaluated[-1])}")
+    ensemble = mean_probability_logits(evaluated, (0.25, 0.75))
+    print(f"{'ensemble of the two (1:3)':<34} out {digest(ensemble)}")
+    report(
+        "cross-entropy, label smoothing",
+        lambda logits: F.cross_entropy(logits, torch.arange(BATCH) % 10, label_smoothing=0.1),
+        (BATCH, 10),
+    )
 
     uint8 = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (BATCH, 32, 32, 3), dtype=torch.uint8, generator=uint8)

@@ -90,10 +90,11 @@ def random_affine(
         flip = torch.where(heads, -1.0, 1.0).double()
 
     # Output-to-input map in normalised coordinates: rotation @ shear @ zoom (with the flip).
-    cos, sin = torch.cos(angle), torch.sin(angle)
+    cos, sin = cos_sin(angle)
     a = torch.stack([cos, -sin, sin, cos], dim=1).view(n, 2, 2)
     ones, zeros = torch.ones_like(shear), torch.zeros_like(shear)
-    s = torch.stack([ones, -torch.sin(shear), zeros, torch.cos(shear)], dim=1).view(n, 2, 2)
+    shear_cos, shear_sin = cos_sin(shear)
+    s = torch.stack([ones, -shear_sin, zeros, shear_cos], dim=1).view(n, 2, 2)
     z = torch.diag_embed(torch.stack([zoom_x * flip, zoom_y], dim=1))
     theta = torch.cat([a @ s @ z, torch.stack([shift_x, shift_y], dim=1).unsqueeze(2)], dim=2)
     grid = F.affine_grid(
@@ -102,3 +103,11 @@ def random_affine(
     return F.grid_sample(
         images, grid, mode="bilinear", padding_mode=PADDING[params.fill_mode], align_corners=False
     )
+
+
+def cos_sin(angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cosine and sine of each angle. On the CPU torch.cos and torch.sin call MKL's vector
+    math, whose last bits differ between Intel and AMD processors; torch.polar computes them
+    with the C library's, which runs the same code on every CPU with AVX2."""
+    unit = torch.polar(torch.ones_like(angle), angle)
+    return unit.real, unit.imag

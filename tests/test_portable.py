@@ -105,3 +105,28 @@ def test_without_pinning_the_other_machine_differs(project: Path) -> None:
     finally:
         run(["git", "checkout", "HEAD", "--", "params.yaml"], project)
     assert there["models/scratch.pt"] != here["models/scratch.pt"]
+
+
+def count_vm_calls(command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "bench/mkl_vm_calls.py", *command],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_pinned_arithmetic_calls_no_mkl_vector_math() -> None:
+    """torch's CPU sqrt, exp, log, sin and cos call MKL's vector math, whose last bits differ
+    between Intel and AMD processors under every pin (AdamW's square root made a Xeon train
+    other weights): bench/fingerprint.py runs each kind of operation the stages run."""
+    result = count_vm_calls([sys.executable, "bench/fingerprint.py"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "MKL vector math calls: none"
+
+
+def test_the_vector_math_count_sees_a_call() -> None:
+    """The check above can fail: one torch.exp on the CPU is one call of MKL's vmsExp."""
+    result = count_vm_calls([sys.executable, "-c", "import torch; torch.rand(9).exp()"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "MKL vector math calls: vmsExp 1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 
 import torch
@@ -33,5 +35,10 @@ def mean_probability_logits(
     logits: Sequence[torch.Tensor], weights: Sequence[float]
 ) -> torch.Tensor:
     """The models' probabilities averaged with `weights` (which sum to 1), as
-    log-probabilities (which read as logits: their softmax is that mean)."""
-    return sum(w * each.softmax(1) for w, each in zip(weights, logits, strict=True)).log()
+    log-probabilities (which read as logits: their softmax is that mean). Summed in log space
+    with torch's own kernels: torch.log on the CPU calls MKL's vector math, whose last bits
+    differ between Intel and AMD processors."""
+    weighted = [
+        each.log_softmax(1) + math.log(w) for w, each in zip(weights, logits, strict=True) if w > 0
+    ]
+    return functools.reduce(torch.logaddexp, weighted)

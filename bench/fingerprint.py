@@ -64,7 +64,7 @@ def main() -> None:
         ]
         print(f"# {name} gradients, last layer first: " + " ".join(layers[::-1]))
         # the rest of a training step and of evaluation, in the demo's other batch sizes
-        optimizer = make_optimizer(model, params, name, torch.device("cpu"))
+        optimizer = make_optimizer(model, params, name)
         optimizer.step()
         weights = torch.cat([p.detach().flatten() for p in model.parameters()])
         step = f"{name} {type(optimizer).__name__} step (weights after)"

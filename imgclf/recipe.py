@@ -52,9 +52,7 @@ def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dic
     return kept
 
 
-def make_optimizer(
-    model: Classifier, params: Params, name: ModelName, device: torch.device
-) -> torch.optim.Optimizer:
+def make_optimizer(model: Classifier, params: Params, name: ModelName) -> torch.optim.Optimizer:
     """AdamW, or SGD with Nesterov momentum (the model's `optimizer`, else train.optimizer),
     over param_groups. With SGD the groups' weight decay is L2, added to the gradient."""
     groups = param_groups(model, params, name)

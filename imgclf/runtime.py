@@ -28,11 +28,12 @@ COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 # one of them splits work by the number of threads. Deterministic runs pin each of these to
 # what every x86-64 CPU of the last decade has, so Intel and AMD, AVX2 and AVX-512, 2 or 16
 # cores compute the same bits. The libraries read these variables when they first compute,
-# so they are set before any tensor operation.
+# so they are set before any tensor operation. No variable does this for MKL's vector math
+# (torch's CPU sqrt, exp, log, sin, cos...): the stages do not call it (bench/mkl_vm_calls.py).
 PORTABLE_CPU_ENV = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
-    "MKL_CBWR": "COMPATIBLE",  # the one MKL code path documented as the same on any vendor
+    "MKL_CBWR": "COMPATIBLE",  # MKL's matrix products the same on any vendor (not its vector math)
     "MKL_DYNAMIC": "FALSE",  # MKL and OpenMP use exactly the threads they are given
     "OMP_DYNAMIC": "FALSE",
 }

@@ -324,7 +324,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
         weights=transfer.weights if transfer else None,
     )
     model.to(device, memory_format=torch.channels_last)  # faster convolutions, CPU and GPU
-    optimizer = make_optimizer(model, params, name, device)
+    optimizer = make_optimizer(model, params, name)
 
     cache = ImageCache(paths.CACHE)
     train_set = CachedImages(cache, data.indices("train"), data.targets("train"))

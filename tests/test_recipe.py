@@ -77,10 +77,9 @@ def test_a_frozen_backbone_is_not_optimised(make_params) -> None:
 
 def test_each_model_takes_its_own_optimizer_else_the_shared_one(make_params) -> None:
     model, params = lite(make_params, train__lr=0.01, transfer__backbone_lr_mult=0.5)
-    cpu = torch.device("cpu")
-    assert type(make_optimizer(model, params, "transfer", cpu)) is torch.optim.AdamW
+    assert type(make_optimizer(model, params, "transfer")) is torch.optim.AdamW
     params = make_params(train__optimizer="sgd", train__lr=0.01, transfer__backbone_lr_mult=0.5)
-    sgd = make_optimizer(model, params, "transfer", cpu)
+    sgd = make_optimizer(model, params, "transfer")
     assert type(sgd) is torch.optim.SGD
     assert sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9
     # the groups as param_groups made them: their rates and weight decays
@@ -89,8 +88,8 @@ def test_each_model_takes_its_own_optimizer_else_the_shared_one(make_params) -> 
         (g["lr"], g["weight_decay"]) for g in expected
     ]
     params = make_params(scratch__optimizer="sgd")
-    assert type(make_optimizer(model, params, "scratch", cpu)) is torch.optim.SGD
-    assert type(make_optimizer(model, params, "transfer", cpu)) is torch.optim.AdamW
+    assert type(make_optimizer(model, params, "scratch")) is torch.optim.SGD
+    assert type(make_optimizer(model, params, "transfer")) is torch.optim.AdamW
 
 
 @pytest.mark.slow

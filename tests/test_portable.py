@@ -4,7 +4,9 @@ another MKL code path and another number of cores computes exactly what this one
 
 "Another machine" is this one told so through the variables such a machine would differ in:
 torch's CPU capability, oneDNN's instruction set, MKL's code path, the OpenMP and MKL thread
-counts, and one core instead of all of them.
+counts, and one core instead of all of them (the stages' pins overwrite these), and NumPy's
+vector code and its OpenBLAS at AVX2 (which nothing pins: evaluation's NumPy arithmetic must
+not depend on them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ ANOTHER_MACHINE = {
     "MKL_CBWR": "AUTO",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # NumPy's AVX-512 code off
+    "OPENBLAS_CORETYPE": "Haswell",
 }
 STAGES = ("train_scratch", "train_transfer", "evaluate", "export")
 OUTPUTS = [

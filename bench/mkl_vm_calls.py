@@ -1,9 +1,9 @@
 """Which of MKL's vector math functions a command calls, and how often.
 
 On the CPU torch computes exp, log, sqrt, sin, cos, tanh and a few more with MKL's vector math
-(VM) library. Its results are not correctly rounded and their last bits differ between Intel
-and AMD processors, even with MKL_CBWR=COMPATIBLE: a deterministic stage that calls them gives
-other bits on the other vendor's CPU. This runs the command under gdb with a counting
+(VM) library. Its results are not correctly rounded and their last bits change with MKL's
+code path (imgclf/runtime.py): a deterministic stage that calls them gave other bits on an
+Intel Xeon than on AMD EPYCs. This runs the command under gdb with a counting
 breakpoint on each of them, prints the counts last, and exits 1 if there was a call, 0 if
 none, 2 if the command failed.
 

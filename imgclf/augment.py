@@ -106,8 +106,7 @@ def random_affine(
 
 
 def cos_sin(angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cosine and sine of each angle. On the CPU torch.cos and torch.sin call MKL's vector
-    math, whose last bits differ between Intel and AMD processors; torch.polar computes them
-    with the C library's, which runs the same code on every CPU with AVX2."""
+    """The cosine and sine of each angle, from torch.polar (the C library's): on the CPU
+    torch.cos and torch.sin would call MKL's vector math (imgclf/runtime.py says why not)."""
     unit = torch.polar(torch.ones_like(angle), angle)
     return unit.real, unit.imag

@@ -56,9 +56,8 @@ def make_optimizer(model: Classifier, params: Params, name: ModelName) -> torch.
     """AdamW, or SGD with Nesterov momentum (the model's `optimizer`, else train.optimizer),
     over param_groups. With SGD the groups' weight decay is L2, added to the gradient."""
     groups = param_groups(model, params, name)
-    # Fused: one kernel for the whole step. On the CPU it also keeps AdamW's square root out of
-    # MKL's vector math, which torch's own sqrt calls and whose last bits differ between Intel
-    # and AMD processors even in MKL's COMPATIBLE mode (bench/results/fingerprint/README.md).
+    # Fused: one kernel for the whole step, and on the CPU a square root of torch's own, not
+    # MKL's vector math, which torch.sqrt would call (imgclf/runtime.py says why not).
     if (params.model(name).optimizer or params.train.optimizer) == "sgd":
         return torch.optim.SGD(groups, momentum=0.9, nesterov=True, fused=True)
     return torch.optim.AdamW(groups, fused=True)

@@ -28,8 +28,12 @@ COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 # one of them splits work by the number of threads. Deterministic runs pin each of these to
 # what every x86-64 CPU of the last decade has, so Intel and AMD, AVX2 and AVX-512, 2 or 16
 # cores compute the same bits. The libraries read these variables when they first compute,
-# so they are set before any tensor operation. No variable does this for MKL's vector math
-# (torch's CPU sqrt, exp, log, sin, cos...): the stages do not call it (bench/mkl_vm_calls.py).
+# so they are set before any tensor operation. No variable does this for MKL's vector math,
+# which torch's CPU sqrt, exp, log, sin and cos call: it is not correctly rounded, its last
+# bits change with MKL's code path, and by elimination they differ between an Intel Xeon and
+# AMD EPYCs even under MKL_CBWR=COMPATIBLE (the AdamW step's square root:
+# bench/results/fingerprint/README.md). So the stages do not call it; bench/mkl_vm_calls.py
+# counts a command's calls.
 PORTABLE_CPU_ENV = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",

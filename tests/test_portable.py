@@ -121,9 +121,9 @@ def count_vm_calls(command: list[str]) -> subprocess.CompletedProcess:
 
 
 def test_the_pinned_arithmetic_calls_no_mkl_vector_math() -> None:
-    """torch's CPU sqrt, exp, log, sin and cos call MKL's vector math, whose last bits differ
-    between Intel and AMD processors under every pin (AdamW's square root made a Xeon train
-    other weights): bench/fingerprint.py runs each kind of operation the stages run."""
+    """torch's CPU sqrt, exp, log, sin and cos call MKL's vector math, which no pin makes the
+    same on every CPU (imgclf/runtime.py; AdamW's square root made a Xeon train other
+    weights): bench/fingerprint.py runs each kind of operation the stages run."""
     result = count_vm_calls([sys.executable, "bench/fingerprint.py"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == "MKL vector math calls: none"

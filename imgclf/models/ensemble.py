@@ -36,8 +36,8 @@ def mean_probability_logits(
 ) -> torch.Tensor:
     """The models' probabilities averaged with `weights` (which sum to 1), as
     log-probabilities (which read as logits: their softmax is that mean). Summed in log space
-    with torch's own kernels: torch.log on the CPU calls MKL's vector math, whose last bits
-    differ between Intel and AMD processors."""
+    with torch's own kernels: torch.log on the CPU would call MKL's vector math
+    (imgclf/runtime.py says why not)."""
     weighted = [
         each.log_softmax(1) + math.log(w) for w, each in zip(weights, logits, strict=True) if w > 0
     ]

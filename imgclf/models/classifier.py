@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgclf.models.depthwise import depthwise_in_float32_on_cpu
+
 
 class Classifier(nn.Module):
     def __init__(
@@ -21,6 +23,7 @@ class Classifier(nn.Module):
         """`mean` and `std` are on the 0-255 scale; images of another size than `input_size`
         are resized first; `head_prefix` names the new output layer (or layers)."""
         super().__init__()
+        depthwise_in_float32_on_cpu(net)
         self.net = net
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))

@@ -8,7 +8,7 @@ to OUT a Markdown table (results.md: test accuracy, macro F1, training time, tra
 images per second, peak memory, the machine, the project's commit, which submission the profile
 submits), the run's params.yaml, and one submission per model and one of their ensemble; OUT
 is replaced as a whole when the run has finished (a failed or interrupted run leaves it as it
-was). A folder with no predict/ gets one made of its test images, so each submission can be
+was; the next run removes the temporary folders of one that was killed). A folder with no predict/ gets one made of its test images, so each submission can be
 scored. Every argument is checked before anything is copied or trained.
 With --original, the original notebook's network and settings add a row of their own;
 --set KEY=VALUE overrides the profile (a smoke run: --set train.epochs=1 ...). With
@@ -21,12 +21,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/run.py`
 
@@ -95,8 +98,10 @@ def main() -> None:
         require_dvc()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}-partial-", dir=args.out.parent))
-    work = args.work or Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
+    for folder, prefix in temporary_places(args.out).values():
+        remove_abandoned(folder, prefix)
+    staging = run_folder("partial", args.out)
+    work = args.work or run_folder("work", args.out)
     try:
         report = benchmark(args, profile, work, staging)
         replace_folder(args.out, staging)
@@ -117,11 +122,38 @@ def check_out(out: Path) -> None:
             raise UserError(f"--out {out}: {folder} is a file; give a folder for the results")
 
 
+def temporary_places(out: Path) -> dict[str, tuple[Path, str]]:
+    """Where a run into `out` keeps each of its temporary folders, and how their names begin:
+    the results in the making, the project and its data (without --work), and the earlier
+    results while they are replaced. The run's process id follows, then a random part."""
+    return {
+        "partial": (out.parent, f".{out.name}-partial-"),
+        "work": (Path(tempfile.gettempdir()), "imgclf-bench-"),
+        "old": (out.parent, f".{out.name}-old-"),
+    }
+
+
+def run_folder(kind: str, out: Path) -> Path:
+    """A new temporary folder of this run, of a kind in temporary_places."""
+    folder, prefix = temporary_places(out)[kind]
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=folder))
+
+
+def remove_abandoned(folder: Path, prefix: str) -> None:
+    """Remove the folders `prefix`PID-* in `folder` whose process is gone: a run killed with
+    SIGKILL (or by a power cut) could not remove its own, and its project copy is large."""
+    for leftover in folder.glob(f"{prefix}*"):
+        pid = leftover.name.removeprefix(prefix).partition("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+            print(f"removed {leftover}, left by a run that was killed", file=sys.stderr)
+
+
 def replace_folder(out: Path, new: Path) -> None:
     """Make `new` (a folder beside `out`) `out`, the earlier `out` removed: `out` is never a
     mix of two runs (for the moment between the two renames it is absent)."""
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+        old = run_folder("old", out)
         out.rename(old / out.name)
         new.rename(out)
         shutil.rmtree(old, ignore_errors=True)

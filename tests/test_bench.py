@@ -417,6 +417,55 @@ def test_an_interrupted_run_leaves_the_earlier_out_whole_and_nothing_running(
     assert not any((tmp_path / "tmp").iterdir())
 
 
+def test_the_next_run_removes_the_temporary_folders_of_a_killed_one(tmp_path: Path) -> None:
+    # SIGKILL leaves a run no time to clean up; the next run into the same OUT removes what its
+    # gone process left, and nothing of a process still running.
+    out, temp = tmp_path / "out", tmp_path / "tmp"
+    temp.mkdir()
+    living = tmp_path / f".out-partial-{os.getpid()}-x"  # this test's own process: running
+    living.mkdir()
+    command = [sys.executable, "bench/run.py", "--without-dvc", "--data", "data/demo"]
+    command += ["--profile", "tiny", *set_options(ONE_THREAD), "--out", str(out)]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "TMPDIR": str(temp)},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def folders_of(process: subprocess.Popen) -> list[Path]:
+        return [*tmp_path.glob(f".out-partial-{process.pid}-*"), *temp.glob(f"*-{process.pid}-*")]
+
+    def wait_for(condition: Callable[[], bool], process: subprocess.Popen) -> None:
+        deadline = time.monotonic() + 300
+        while not condition():
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    killed = start()
+    wait_for(lambda: any(temp.glob(f"imgclf-bench-{killed.pid}-*/project/dvc.yaml")), killed)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=60)
+    left = folders_of(killed)
+    assert len(left) == 2  # the results in the making and the project copy
+
+    following = start()
+    wait_for(lambda: len(folders_of(following)) == 2, following)
+    assert not any(path.exists() for path in left)
+    assert living.is_dir()
+    following.send_signal(signal.SIGTERM)
+    _, stderr = following.communicate(timeout=120)
+    assert all(f"removed {path}, left by a run that was killed" in stderr for path in left)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [living.name, "tmp"]
+    assert not any(temp.iterdir())
+
+
 def test_the_machine_line_names_the_cpus_family_model_and_instruction_sets(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(

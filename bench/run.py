@@ -8,8 +8,9 @@ to OUT a Markdown table (results.md: test accuracy, macro F1, training time, tra
 images per second, peak memory, the machine, the project's commit, which submission the profile
 submits), the run's params.yaml, and one submission per model and one of their ensemble; OUT
 is replaced as a whole when the run has finished (a failed or interrupted run leaves it as it
-was; the next run removes the temporary folders of one that was killed). A folder with no predict/ gets one made of its test images, so each submission can be
-scored. Every argument is checked before anything is copied or trained.
+was; the next run removes the temporary folders of one that was killed). A folder with no
+predict/ gets one made of its test images, so each submission can be scored. Every argument
+is checked before anything is copied or trained.
 With --original, the original notebook's network and settings add a row of their own;
 --set KEY=VALUE overrides the profile (a smoke run: --set train.epochs=1 ...). With
 --without-dvc (a machine without DVC, such as a lent GPU machine) the copy is plain files and
@@ -164,6 +165,7 @@ def replace_folder(out: Path, new: Path) -> None:
 def benchmark(args: argparse.Namespace, profile: dict, work: Path, out: Path) -> str:
     """Run the benchmark in `work`, writing its files into `out`; the report."""
     data = data_view(args.data.resolve(), work / "data")
+    copied = git_state()  # the code as it is copied: the checkout may change while the run goes on
     project = copy_project(work / "project", {"data.root": str(data)}, not args.without_dvc)
     pipeline = Pipeline(project, args.without_dvc)
 
@@ -181,7 +183,7 @@ def benchmark(args: argparse.Namespace, profile: dict, work: Path, out: Path) ->
     report = (
         f"# Benchmark: profile `{args.profile}` on `{args.data}`\n\n"
         f"Machine: {describe()}\n\n"
-        f"Project: {git_state()}; its parameters as the run used them are in `params.yaml`"
+        f"Project: {copied}; its parameters as the run used them are in `params.yaml`"
         " beside this file (data.root: the run's own view of the data)\n\n"
         f"Whole pipeline ({timed_stages(args.without_dvc)}): {duration(seconds)},"
         f" peak memory of all its processes {peak / 1024:.2f} GiB"

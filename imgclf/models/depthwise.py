@@ -4,9 +4,10 @@ oneDNN's bf16 kernels for the backward pass of a depthwise convolution are sever
 slower than its float32 ones (on a Xeon with AMX, at ISA avx512_core_bf16: 130 against 13 ms
 for the gradient of the input of one of Lite0's layers, 95 against 20 ms for its weights),
 while its bf16 forward pass and its other convolutions are fast. So under CPU autocast each
-depthwise convolution computes in float32 and the rest in bf16: Lite0's training steps ran
-1.4x as fast as in bf16 throughout, and 1.3x as fast as in float32
-(bench/results/depthwise-float32-2026-12-05.md). On a GPU, and without autocast, nothing
+depthwise convolution computes in float32 and the rest in bf16: on that Xeon Lite0's
+training steps ran 1.4x as fast as in bf16 throughout, and 1.3x as fast as in float32
+(1.13x and about as fast with oneDNN held to avx512_core_bf16, without AMX:
+bench/results/depthwise-float32-2026-12-05.md). On a GPU, and without autocast, nothing
 changes.
 """
 

@@ -360,6 +360,37 @@ def test_a_failed_run_leaves_no_temporary_folder_and_says_which_command_failed(
     assert "Traceback" not in result.stderr
 
 
+def start_tiny_run(out: Path, temp: Path) -> subprocess.Popen:
+    """bench/run.py with the tiny profile on the demo data into `out`, in a session of its own,
+    its temporary folders in `temp`; stderr piped."""
+    command = [sys.executable, "bench/run.py", "--without-dvc", "--data", "data/demo"]
+    command += ["--profile", "tiny", *set_options(ONE_THREAD), "--out", str(out)]
+    # Started with SIGINT handled here, so that it starts with SIGINT at its default even where
+    # the tests run with it ignored (a script's `make test &` ignores it; children inherit that).
+    ignored_or_not = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "TMPDIR": str(temp)},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored_or_not)
+
+
+def wait_while_running(process: subprocess.Popen, condition: Callable[[], bool]) -> None:
+    """Until `condition` holds; fails if the process ends first or 10 minutes pass."""
+    deadline = time.monotonic() + 600
+    while not condition():
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "status"),
@@ -380,31 +411,14 @@ def test_an_interrupted_run_leaves_the_earlier_out_whole_and_nothing_running(
     for name, text in earlier.items():
         (out / name).write_text(text)
     (tmp_path / "tmp").mkdir()
-    command = [sys.executable, "bench/run.py", "--without-dvc", "--data", "data/demo"]
-    command += ["--profile", "tiny", *set_options(ONE_THREAD), "--out", str(out)]
-    environment = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
-    # Started with SIGINT handled here, so that it starts with SIGINT at its default even where
-    # the tests run with it ignored (a script's `make test &` ignores it; children inherit that).
-    ignored_or_not = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=environment,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    finally:
-        signal.signal(signal.SIGINT, ignored_or_not)
-    deadline = time.monotonic() + 600
-    while not any(
-        path.read_text() != earlier.get(path.name) for path in tmp_path.rglob("submission-*.csv")
-    ):
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    process = start_tiny_run(out, tmp_path / "tmp")
+    wait_while_running(
+        process,
+        lambda: any(
+            path.read_text() != earlier.get(path.name)
+            for path in tmp_path.rglob("submission-*.csv")
+        ),
+    )
     started = psutil.Process(process.pid).children(recursive=True)
     stop(process.pid)
     _, stderr = process.communicate(timeout=120)
@@ -424,39 +438,21 @@ def test_the_next_run_removes_the_temporary_folders_of_a_killed_one(tmp_path: Pa
     temp.mkdir()
     living = tmp_path / f".out-partial-{os.getpid()}-x"  # this test's own process: running
     living.mkdir()
-    command = [sys.executable, "bench/run.py", "--without-dvc", "--data", "data/demo"]
-    command += ["--profile", "tiny", *set_options(ONE_THREAD), "--out", str(out)]
-
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, "TMPDIR": str(temp)},
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
 
     def folders_of(process: subprocess.Popen) -> list[Path]:
         return [*tmp_path.glob(f".out-partial-{process.pid}-*"), *temp.glob(f"*-{process.pid}-*")]
 
-    def wait_for(condition: Callable[[], bool], process: subprocess.Popen) -> None:
-        deadline = time.monotonic() + 300
-        while not condition():
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-
-    killed = start()
-    wait_for(lambda: any(temp.glob(f"imgclf-bench-{killed.pid}-*/project/dvc.yaml")), killed)
+    killed = start_tiny_run(out, temp)
+    wait_while_running(
+        killed, lambda: any(temp.glob(f"imgclf-bench-{killed.pid}-*/project/dvc.yaml"))
+    )
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=60)
     left = folders_of(killed)
     assert len(left) == 2  # the results in the making and the project copy
 
-    following = start()
-    wait_for(lambda: len(folders_of(following)) == 2, following)
+    following = start_tiny_run(out, temp)
+    wait_while_running(following, lambda: len(folders_of(following)) == 2)
     assert not any(path.exists() for path in left)
     assert living.is_dir()
     following.send_signal(signal.SIGTERM)

@@ -9,7 +9,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
 from imgclf.models import build_model
-from imgclf.models.depthwise import depthwise_in_float32_on_cpu
+from imgclf.models.depthwise import depthwise_in_float32_on_cpu, is_depthwise
 
 
 def output_dtypes(net: nn.Module, pixels: torch.Tensor) -> dict[str, set[torch.dtype]]:
@@ -18,8 +18,7 @@ def output_dtypes(net: nn.Module, pixels: torch.Tensor) -> dict[str, set[torch.d
     seen: dict[str, set[torch.dtype]] = {"depthwise": set(), "other": set()}
 
     def record(module: nn.Conv2d, _inputs: object, output: torch.Tensor) -> None:
-        kind = "depthwise" if 1 < module.groups == module.in_channels else "other"
-        seen[kind].add(output.dtype)
+        seen["depthwise" if is_depthwise(module) else "other"].add(output.dtype)
 
     hooks = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):

@@ -37,14 +37,20 @@ def float32_variant(conv_class: type[nn.Conv2d]) -> type[nn.Conv2d]:
     return type(f"Float32{conv_class.__name__}", (Float32OnCpuAutocast, conv_class), {})
 
 
+def is_depthwise(module: nn.Module) -> bool:
+    """A convolution with one filter group per input channel."""
+    return (
+        isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
+    )
+
+
 def depthwise_in_float32_on_cpu(net: nn.Module) -> int:
     """Make each depthwise convolution of `net` compute in float32 under CPU autocast; the
     number of them. The weights, their names and the results without autocast stay as they
     were."""
     changed = 0
     for module in net.modules():
-        depthwise = isinstance(module, nn.Conv2d) and 1 < module.groups == module.in_channels
-        if depthwise and not isinstance(module, Float32OnCpuAutocast):
+        if is_depthwise(module) and not isinstance(module, Float32OnCpuAutocast):
             module.__class__ = float32_variant(type(module))
             changed += 1
     return changed

@@ -19,8 +19,12 @@ from imgclf.images import ANALYSIS_SIZE, THUMBNAIL, UnusableImage, decode_image,
 from imgclf.layout import Candidate, check_trainable, scan, source_dirs
 from imgclf.progress import progress_bar
 from imgclf.samples import Sample, write_manifest
+from imgclf.wording import counted, listed
 
 CHUNK = 512  # files decoded per round: bounds the decoded images waiting to be written
+# The brightest value, of 255, in a 16-bit image whose values use only 12 bits (0 to 4095):
+# a decoded image with no value above it is almost black, and likely such a file.
+ALMOST_BLACK = 15
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Decoded:
     dhash: int
     size: tuple[int, int]
     reason: str
+    almost_black: bool = False
 
 
 def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
@@ -50,6 +55,7 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
         print(f"warning: {warning}")
     samples: list[Sample] = []
     rejected = list(found.rejected)
+    almost_black: list[str] = []
     root = Path(data.root)
     tasks = ((root, c, data.image_size, options.max_image_pixels) for c in found.candidates)
     workers = min(os.cpu_count() or 1, 8)
@@ -70,6 +76,8 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
                     if item.image is None:
                         rejected.append((item.candidate.path, item.reason))
                         continue
+                    if item.almost_black:
+                        almost_black.append(item.candidate.path)
                     thumbnails.append(item.thumbnail)
                     samples.append(
                         Sample(
@@ -87,6 +95,8 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
         write_csv(outputs.rejected, ["path", "reason"], sorted(rejected))
         for folder in _classes_without_images(found.candidates, samples, data):
             print(f"warning: {folder}/ has no usable image (every file rejected): not a class")
+        if almost_black:
+            print(f"warning: {almost_black_warning(almost_black)}")
         report = f"files rejected: {len(rejected)}, reasons in {outputs.rejected}"
         check_trainable(samples, data, report)  # inside the block: a failure keeps the old cache
         write_manifest(manifest, samples)
@@ -96,6 +106,7 @@ def prepare(data: DataParams, options: PrepareParams, outputs: Outputs) -> dict:
         "images": len(samples),
         "rejected": len(rejected),
         "hidden_skipped": found.hidden,
+        "almost_black": len(almost_black),
         "classes": len({s.label for s in samples if s.source == "train"}),
         **{f"{source}_images": count for source, count in sorted(per_source.items())},
     }
@@ -115,7 +126,20 @@ def _load(task: tuple[Path, Candidate, int, int]) -> Decoded:
     except UnusableImage as reason:
         return Decoded(candidate, digest, None, None, 0, (0, 0), str(reason))
     dhash, thumbnail = fingerprint(analysis)
-    return Decoded(candidate, digest, image, thumbnail, dhash, original_size, "")
+    dark = bool(image.max() <= ALMOST_BLACK)
+    return Decoded(candidate, digest, image, thumbnail, dhash, original_size, "", dark)
+
+
+def almost_black_warning(paths: list[str]) -> str:
+    """Why images kept almost black are worth a look, and what to do: 16 bits become 8 as if
+    every bit were used (Pillow ignores a PNG's sBIT chunk, which says how many are), so
+    12-bit values decode 16 times too dark."""
+    return (
+        f"{counted(len(paths), 'image')} kept almost black (no value above {ALMOST_BLACK} of"
+        f" 255): {listed(paths)}. A 16-bit image whose values use only 12 bits (0 to 4095)"
+        " decodes so, and a network learns little from it: scale such files to the full 16"
+        " bits (each value times 16) or save them in 8 bits, then run prepare again"
+    )
 
 
 def _classes_without_images(

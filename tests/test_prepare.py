@@ -52,8 +52,13 @@ class Prepared:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     base = tmp_path_factory.mktemp("dirty")
+    return prepare_folder(make_dirty_folder(base), base)
+
+
+def prepare_folder(root: Path, base: Path) -> Prepared:
+    """prepare run on the data folder `root`, in this process, writing under `base`."""
     params = Params.model_validate(read_yaml(ROOT / "params.yaml"))
-    data = params.data.model_copy(update={"root": str(make_dirty_folder(base)), "image_size": SIZE})
+    data = params.data.model_copy(update={"root": str(root), "image_size": SIZE})
     outputs = Outputs(
         base / "prepared/images.npy",
         base / "prepared/thumbnails.npy",
@@ -129,6 +134,7 @@ def test_the_counts_and_the_last_line_name_the_rejected_and_the_report(
         "images": len(KEPT),
         "rejected": rejected,
         "hidden_skipped": 4,  # .DS_Store twice, ._photo.jpg, and the one in the empty folder
+        "almost_black": 0,  # sixteen_bit.png, at a quarter of 16 bits, is not
         "classes": 2,
         "train_images": len(KEPT),
     }
@@ -138,6 +144,22 @@ def test_the_counts_and_the_last_line_name_the_rejected_and_the_report(
         f"prepare: {len(KEPT)} images kept; files rejected: {rejected}, "
         f"reasons in {prepared.outputs.rejected}"
     )
+
+
+def test_images_that_decode_almost_black_are_named_in_a_warning(tmp_path: Path) -> None:
+    """16-bit files holding 12-bit values (0 to 4095) decode to at most 15 of 255."""
+    root = write_data_set(tmp_path / "data", {"train/cat": 3, "train/dog": 3})
+    ramp = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    for name, top in [("twelve_bit", 4095), ("also_twelve_bit", 4000), ("thirteen_bit", 8191)]:
+        Image.fromarray((ramp * top).astype(np.uint16)).save(root / f"train/cat/{name}.png")
+    result = prepare_folder(root, tmp_path)
+    assert result.metrics["almost_black"] == 2
+    assert result.images["train/cat/twelve_bit.png"].max() == 15
+    (warning,) = [line for line in result.printed if "almost black" in line]
+    assert warning.startswith("warning: 2 images kept almost black (no value above 15 of 255): ")
+    assert "train/cat/also_twelve_bit.png" in warning and "train/cat/twelve_bit.png" in warning
+    assert "thirteen_bit" not in warning and "picture_" not in warning
+    assert "each value times 16" in warning
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")

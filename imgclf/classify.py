@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from imgclf.atomic import atomic_open
 from imgclf.errors import UserError, exit_on_user_error
-from imgclf.images import UnusableImage, decode_image
+from imgclf.images import UnusableImage, almost_black_warning, decode_image, is_almost_black
 from imgclf.inference import Loaded, load_model, softmax
 from imgclf.layout import files_below
 from imgclf.progress import progress_bar
@@ -123,9 +123,13 @@ def classify(
         header += [f"class_{rank}", f"prob_{rank}"]
     writer.writerow(header)
     labelled = 0
+    almost_black: list[str] = []
     with progress_bar(total=len(files), desc="classify", unit="img", file=sys.stderr) as progress:
         for batch in _batches(files, batch_size):
             kept, images = decoded(batch, model.image_size, max_pixels, skipped)
+            almost_black += [
+                str(f) for f, i in zip(kept, images, strict=True) if is_almost_black(i)
+            ]
             if kept:
                 probabilities = softmax(model.scorer.logits(np.stack(images)))
                 best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
@@ -134,6 +138,8 @@ def classify(
                     writer.writerow([file.as_posix(), *itertools.chain(*cells)])
             labelled += len(kept)
             progress.update(len(batch))
+    if almost_black:
+        print(f"warning: {almost_black_warning(almost_black)}", file=sys.stderr)
     return labelled
 
 

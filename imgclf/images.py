@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from imgclf.wording import counted, listed
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
 # What Pillow's decoders raise on malformed files (Image.open catches the same while it
@@ -21,6 +23,9 @@ DECODER_ERRORS = (OSError, SyntaxError, ValueError, IndexError, TypeError, EOFEr
 # data.image_size, so a training parameter cannot change which files are copies.
 ANALYSIS_SIZE = 64
 THUMBNAIL = 16  # side of the grey thumbnail that confirms a near duplicate
+# The brightest value, of 255, in a 16-bit image whose values use only 12 bits (0 to 4095):
+# a decoded image with no value above it is almost black, and likely such a file.
+ALMOST_BLACK = 15
 
 
 class UnusableImage(Exception):
@@ -129,6 +134,22 @@ def full_scale(mode: str, largest: float) -> float:
     if mode == "I":
         return 65535.0 if largest > 255 else 255.0
     return 65535.0
+
+
+def is_almost_black(image: np.ndarray) -> bool:
+    return bool(image.max() <= ALMOST_BLACK)
+
+
+def almost_black_warning(paths: list[str]) -> str:
+    """Why images that decode almost black are worth a look, and what to do: 16 bits become 8
+    as if every bit were used (Pillow ignores a PNG's sBIT chunk, which says how many are), so
+    12-bit values decode 16 times too dark."""
+    return (
+        f"{counted(len(paths), 'image')} almost black (no value above {ALMOST_BLACK} of"
+        f" 255): {listed(paths)}. A 16-bit image whose values use only 12 bits (0 to 4095)"
+        " decodes so, and a network learns little from it: scale such files to the full 16"
+        " bits (each value times 16) or save them in 8 bits"
+    )
 
 
 def fingerprint(analysis: np.ndarray) -> tuple[int, np.ndarray]:

@@ -15,16 +15,20 @@ import numpy as np
 from imgclf.atomic import atomic_path, write_csv
 from imgclf.cache import CacheWriter
 from imgclf.config import DataParams, PrepareParams
-from imgclf.images import ANALYSIS_SIZE, THUMBNAIL, UnusableImage, decode_image, fingerprint
+from imgclf.images import (
+    ANALYSIS_SIZE,
+    THUMBNAIL,
+    UnusableImage,
+    almost_black_warning,
+    decode_image,
+    fingerprint,
+    is_almost_black,
+)
 from imgclf.layout import Candidate, check_trainable, scan, source_dirs
 from imgclf.progress import progress_bar
 from imgclf.samples import Sample, write_manifest
-from imgclf.wording import counted, listed
 
 CHUNK = 512  # files decoded per round: bounds the decoded images waiting to be written
-# The brightest value, of 255, in a 16-bit image whose values use only 12 bits (0 to 4095):
-# a decoded image with no value above it is almost black, and likely such a file.
-ALMOST_BLACK = 15
 
 
 @dataclass(frozen=True)
@@ -126,19 +130,8 @@ def _load(task: tuple[Path, Candidate, int, int]) -> Decoded:
     except UnusableImage as reason:
         return Decoded(candidate, digest, None, None, 0, (0, 0), str(reason))
     dhash, thumbnail = fingerprint(analysis)
-    dark = bool(image.max() <= ALMOST_BLACK)
-    return Decoded(candidate, digest, image, thumbnail, dhash, original_size, "", dark)
-
-
-def almost_black_warning(paths: list[str]) -> str:
-    """Why images kept almost black are worth a look, and what to do: 16 bits become 8 as if
-    every bit were used (Pillow ignores a PNG's sBIT chunk, which says how many are), so
-    12-bit values decode 16 times too dark."""
-    return (
-        f"{counted(len(paths), 'image')} kept almost black (no value above {ALMOST_BLACK} of"
-        f" 255): {listed(paths)}. A 16-bit image whose values use only 12 bits (0 to 4095)"
-        " decodes so, and a network learns little from it: scale such files to the full 16"
-        " bits (each value times 16) or save them in 8 bits, then run prepare again"
+    return Decoded(
+        candidate, digest, image, thumbnail, dhash, original_size, "", is_almost_black(image)
     )
 
 

@@ -8,10 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import run
-from tests.dirty import KEPT, QUIET, REJECTED, make_dirty_folder
+from tests.dirty import KEPT, QUIET, REJECTED, make_dirty_folder, write_data_set
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +69,23 @@ def test_bad_files_are_listed_with_their_reason_and_the_rest_labelled(
         assert words in line, line
     assert not labelled & QUIET
     assert f"classify: {len(KEPT)} images labelled" in stderr
+
+
+def test_images_that_decode_almost_black_are_labelled_and_named_in_a_warning(
+    repro_project: Path, tmp_path: Path
+) -> None:
+    """A 16-bit file holding 12-bit values (0 to 4095), as prepare warns of it too."""
+    root = write_data_set(tmp_path / "photos", {"new": 2})
+    twelve_bit = root / "new/twelve_bit.png"
+    Image.fromarray(np.linspace(0, 4095, 64 * 64).reshape(64, 64).astype(np.uint16)).save(
+        twelve_bit
+    )
+    rows, stderr = classify(repro_project, "models/scratch.pt", str(root))
+    assert len(rows) == 3
+    assert (
+        f"warning: 1 image almost black (no value above 15 of 255): {twelve_bit}. A 16-bit image"
+        in stderr
+    )
 
 
 def test_a_missing_path_stops_with_one_line(repro_project: Path) -> None:

@@ -156,7 +156,7 @@ def test_images_that_decode_almost_black_are_named_in_a_warning(tmp_path: Path) 
     assert result.metrics["almost_black"] == 2
     assert result.images["train/cat/twelve_bit.png"].max() == 15
     (warning,) = [line for line in result.printed if "almost black" in line]
-    assert warning.startswith("warning: 2 images kept almost black (no value above 15 of 255): ")
+    assert warning.startswith("warning: 2 images almost black (no value above 15 of 255): ")
     assert "train/cat/also_twelve_bit.png" in warning and "train/cat/twelve_bit.png" in warning
     assert "thirteen_bit" not in warning and "picture_" not in warning
     assert "each value times 16" in warning

@@ -133,6 +133,26 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     ]
     assert "mean of the 2 scratch models" in pooled and "mean of the 1 transfer models" in pooled
 
+    # One model retrained at other seeds: a row each, as its metrics say; the other untouched.
+    project = work / "project"
+    transfer = (project / "models/transfer.pt").read_bytes()
+    table = tmp_path / "seeds.md"
+    seeds = [sys.executable, "bench/seeds.py", "--project", str(project), "--model", "scratch"]
+    run([*seeds, "--seeds", "1", "2", "--set", "scratch.epochs=1", "--out", str(table)], ROOT)
+    rows = [
+        line.split(" | ") for line in table.read_text().splitlines() if line[:4] in ("| 1 ", "| 2 ")
+    ]
+    tested = json.loads((project / "metrics/evaluate.json").read_text())["scratch"]
+    assert [cells[:2] for cells in rows] == [["| 1", "1 of 1"], ["| 2", "1 of 1"]]
+    assert rows[-1][3] == f"{tested['test_acc']:.2%}"
+    assert (project / "models/transfer.pt").read_bytes() == transfer
+    assert read_yaml(project / "params.yaml")["seed"] == 2
+    listed = run(["dvc", "exp", "list", "--name-only"], project).stdout.split()
+    assert {name.rpartition("-")[0].rpartition("-")[0] for name in listed} >= {
+        "scratch-seed1",
+        "scratch-seed2",
+    }
+
 
 @pytest.mark.parametrize(
     ("command", "arguments", "message"),

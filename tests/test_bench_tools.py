@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from bench import ablation, classify, ensemble, throughput
+from bench import ablation, classify, ensemble, seeds, throughput
+from imgclf import paths
 from tests.conftest import ROOT
 
 DEMO = str(ROOT / "data/demo")
@@ -138,6 +139,30 @@ def test_the_ensemble_bench_on_an_untrained_project_is_one_line(
     assert err[0].endswith("missing): run `dvc repro` there first")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--set", "seed=3"], "--set seed=...: give the seeds with --seeds"),
+        (["--set", "transfer.epoch=3"], "not keys of params.yaml: transfer.epoch (did you mean"),
+        (["--set", "transfer.epochs=0"], "--set: transfer.epochs: Input should be greater"),
+        (["--seeds", "one"], "argument --seeds: invalid int value: 'one'"),
+    ],
+)
+def test_the_seeds_bench_checks_its_arguments_before_any_run(
+    arguments: list[str], message: str, tmp_path: Path, stopped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a project with trained models (files enough for the check), nothing is run."""
+    monkeypatch.setattr(seeds.Pipeline, "rerun", no_work)
+    trained = [paths.MANIFEST, paths.SPLIT, paths.CACHE, *map(paths.checkpoint, paths.MODEL_NAMES)]
+    for path in [Path("params.yaml"), *trained]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).touch()
+    command = ["--project", str(tmp_path), "--model", "transfer", "--out", "x.md"]
+    status, err = stopped(seeds.main, [*command, "--seeds", "1", *arguments])
+    assert status == 2 and message in err[-1], err
+    assert not (tmp_path / "x.md").exists()
+
+
 # -- 3. --help: the whole docstring, every option explained, defaults shown -----------------
 
 
@@ -155,7 +180,7 @@ def parser_of(main: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> argp
     return built[0]
 
 
-@pytest.mark.parametrize("module", [throughput, ensemble, ablation, classify])
+@pytest.mark.parametrize("module", [throughput, ensemble, ablation, classify, seeds])
 def test_each_bench_tools_help_gives_its_whole_docstring_and_explains_every_option(
     module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,140 @@
+"""One model retrained at other seeds in a project a benchmark kept: how far does the seed move
+its test accuracy, and is a change between two ways beyond that?
+
+    python bench/seeds.py --project WORK/project --model transfer --seeds 1 2 --out OUT.md \\
+        [--set transfer.epochs=6 ...]
+
+WORK is a `bench/run.py --work WORK` folder (or any project whose models are trained). For
+each seed, `dvc exp run -S seed=N` (and each --set) with train_<model> as its target, so the
+split and check rerun with the seed and the other model is not retrained; then the evaluate
+stage by its command, for the model's test accuracy. The other model's and the ensemble's
+figures that evaluate writes mix seeds and are not reported. With --without-dvc (a machine
+without DVC) the stages up to train_<model> run by their commands (bench/without_dvc.py). The
+table (rewritten after each seed, so a stopped run keeps the seeds it finished): each seed's
+kept epoch, validation and test accuracy, and minutes. The project's workspace ends with the
+last seed's parameters and models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/seeds.py`
+
+from bench import without_dvc
+from bench.ensemble import check_project
+from bench.machine import describe, run_measured
+from bench.run import Pipeline, metrics
+from bench.workspace import check_params, project_folder, settings_with_known_keys
+from imgclf import paths
+from imgclf.atomic import write_text
+from imgclf.errors import UserError, exit_on_user_error
+
+WITHOUT_DVC_SCRIPT = str(Path(without_dvc.__file__).resolve())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--project",
+        type=project_folder,
+        required=True,
+        metavar="DIR",
+        help="a trained project: a bench/run.py --work folder's project/",
+    )
+    parser.add_argument(
+        "--model", choices=paths.MODEL_NAMES, required=True, help="the model to retrain"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", required=True, metavar="SEED", help="one run each"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the Markdown table to write")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter for every seed's run (one key each, repeatable)",
+    )
+    parser.add_argument(
+        "--without-dvc", action="store_true", help="run the stages by their commands, no DVC"
+    )
+    return parser
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = build_parser()
+    args = parser.parse_args()
+    try:
+        check_project(args.project)
+        settings = settings_with_known_keys(args.set)
+        if "seed" in settings:
+            raise UserError("--set seed=...: give the seeds with --seeds")
+        check_params(settings, "--set")
+    except UserError as error:
+        parser.error(str(error))
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder: name the Markdown file to write")
+
+    project = args.project.resolve()
+    pipeline = Pipeline(project, args.without_dvc)
+    stage = paths.training_stage(args.model)
+    runner = "its stages" if args.without_dvc else "dvc exp run"
+    rows: list[str] = []
+    for seed in args.seeds:
+        started = time.perf_counter()
+        try:
+            name, changes = experiment_name(args.model, seed), settings | {"seed": seed}
+            pipeline.rerun(name, changes, stage, upstream=True)
+            run_measured([sys.executable, WITHOUT_DVC_SCRIPT, "evaluate"], project)
+        except subprocess.CalledProcessError as error:
+            raise SystemExit(
+                f"seed {seed} failed ({runner} exited {error.returncode}; its output is above); "
+                f"{args.out} holds the {len(rows)} seeds before it"
+            ) from None
+        except KeyboardInterrupt:
+            print(
+                f"interrupted at seed {seed}; {args.out} holds the seeds before it", file=sys.stderr
+            )
+            sys.exit(130)
+        rows.append(row(project, args.model, seed, time.perf_counter() - started))
+        write_text(args.out, report(args, rows))
+    print(report(args, rows))
+
+
+def experiment_name(model: str, seed: int) -> str:
+    """Unique in the project, so a second command with the same seeds adds experiments."""
+    return f"{model}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def row(project: Path, model: str, seed: int, seconds: float) -> str:
+    trained = metrics(project, paths.training_stage(model))[model]
+    tested = metrics(project, "evaluate")[model]
+    return (
+        f"| {seed} | {trained['kept_epoch']} of {trained['epochs_trained']} |"
+        f" {trained['val_acc']:.2%} | {tested['test_acc']:.2%} | {seconds / 60:.1f} |"
+    )
+
+
+def report(args: argparse.Namespace, rows: list[str]) -> str:
+    changed = ", ".join(f"`{setting}`" for setting in args.set) or "none"
+    return (
+        f"# The {args.model} model at seeds {', '.join(map(str, args.seeds))}\n\n"
+        f"Project: `{args.project}`, its parameters with these over them: {changed}\n\n"
+        f"Machine: {describe()}\n\n"
+        "| seed | epoch kept | val accuracy (kept) | test accuracy | minutes |\n"
+        "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "Minutes: the split, check, training and evaluation of that seed.\n\n"
+        f"Command: `python bench/seeds.py {' '.join(sys.argv[1:])}`\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

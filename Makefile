@@ -29,7 +29,7 @@ test: setup chromium
 review: setup
 	python -m imgclf.review --rev $(REV) --out review
 
-EXP_COLUMNS_DROPPED := ((predict_|test_|train_)?images|images\..*|rejected|hidden_skipped|classes|imbalance|exact_.*|label_conflicts|near_.*|leakage_groups|(scratch|transfer)\.(kept_epoch|epochs_trained|(train|val)_(loss|acc))|(scratch|transfer|ensemble)\.test_(acc_low|acc_high|f1|loss)|submission\.(images|scored|scored_images|acc)|export\..*|.*/.*|State|Executor)$$
+EXP_COLUMNS_DROPPED := ((predict_|test_|train_)?images|images\..*|rejected|hidden_skipped|almost_black|classes|imbalance|exact_.*|label_conflicts|near_.*|leakage_groups|(scratch|transfer)\.(kept_epoch|epochs_trained|(train|val)_(loss|acc))|(scratch|transfer|ensemble)\.test_(acc_low|acc_high|f1|loss)|submission\.(images|scored|scored_images|acc)|export\..*|.*/.*|State|Executor)$$
 exps:
 	dvc exp show --only-changed --drop '$(EXP_COLUMNS_DROPPED)'
 

@@ -119,6 +119,15 @@ def main() -> None:
     print(f"| {ORACLE_ROW} | - | {val:.2%} | {test:.2%} |")
 
 
+# What a project whose models are trained holds, relative to its root.
+TRAINED_PROJECT_FILES = (
+    paths.MANIFEST,
+    paths.SPLIT,
+    paths.CACHE,
+    *map(paths.checkpoint, paths.MODEL_NAMES),
+)
+
+
 def check_project(folder: Path, trained: bool = True) -> None:
     """Stop with one line, before any work, unless `folder` is a project (its params.yaml)
     whose models are trained (with `trained`), saying what to pass or run instead."""
@@ -132,8 +141,7 @@ def check_project(folder: Path, trained: bool = True) -> None:
             f"{folder} is not a project folder (no params.yaml): pass a bench/run.py --work "
             "folder's project/, or a project whose models are trained"
         )
-    needed = [paths.MANIFEST, paths.SPLIT, paths.CACHE, *map(paths.checkpoint, paths.MODEL_NAMES)]
-    missing = [str(path) for path in needed if not (folder / path).exists()]
+    missing = [str(path) for path in TRAINED_PROJECT_FILES if not (folder / path).exists()]
     if trained and missing:
         raise UserError(
             f"{folder} has no trained models ({', '.join(missing)} missing): run `dvc repro` "

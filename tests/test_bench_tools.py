@@ -14,7 +14,6 @@ from types import ModuleType
 import pytest
 
 from bench import ablation, classify, ensemble, seeds, throughput
-from imgclf import paths
 from tests.conftest import ROOT
 
 DEMO = str(ROOT / "data/demo")
@@ -153,8 +152,7 @@ def test_the_seeds_bench_checks_its_arguments_before_any_run(
 ) -> None:
     """On a project with trained models (files enough for the check), nothing is run."""
     monkeypatch.setattr(seeds.Pipeline, "rerun", no_work)
-    trained = [paths.MANIFEST, paths.SPLIT, paths.CACHE, *map(paths.checkpoint, paths.MODEL_NAMES)]
-    for path in [Path("params.yaml"), *trained]:
+    for path in [Path("params.yaml"), *ensemble.TRAINED_PROJECT_FILES]:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).touch()
     command = ["--project", str(tmp_path), "--model", "transfer", "--out", "x.md"]

@@ -123,10 +123,16 @@ def row(project: Path, model: str, seed: int, seconds: float) -> str:
     )
 
 
+def title(model: str, seeds: list[int]) -> str:
+    """The report's title: "The scratch model at seed 0", "... at seeds 1, 2"."""
+    noun = "seed" if len(seeds) == 1 else "seeds"
+    return f"The {model} model at {noun} {', '.join(map(str, seeds))}"
+
+
 def report(args: argparse.Namespace, rows: list[str]) -> str:
     changed = ", ".join(f"`{setting}`" for setting in args.set) or "none"
     return (
-        f"# The {args.model} model at seeds {', '.join(map(str, args.seeds))}\n\n"
+        f"# {title(args.model, args.seeds)}\n\n"
         f"Project: `{args.project}`, its parameters with these over them: {changed}\n\n"
         f"Machine: {describe()}\n\n"
         "| seed | epoch kept | val accuracy (kept) | test accuracy | minutes |\n"

@@ -161,6 +161,16 @@ def test_the_seeds_bench_checks_its_arguments_before_any_run(
     assert not (tmp_path / "x.md").exists()
 
 
+@pytest.mark.parametrize(
+    ("seed_list", "expected"),
+    [([0], "The scratch model at seed 0"), ([1, 2], "The scratch model at seeds 1, 2")],
+)
+def test_the_seeds_report_title_reads_right_for_one_seed_as_for_many(
+    seed_list: list[int], expected: str
+) -> None:
+    assert seeds.title("scratch", seed_list) == expected
+
+
 # -- 3. --help: the whole docstring, every option explained, defaults shown -----------------
 
 

@@ -147,9 +147,17 @@ def workspace_state(project: Path) -> str:
 @pytest.fixture(scope="module")
 def repro_copy(first_repro: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of first_repro's project (git, DVC cache and all) for one module to change at
-    will: seconds to make, where the full run it copies takes minutes."""
+    will: seconds to make, where the full run it copies takes minutes. Without .dvc/tmp,
+    DVC's per-checkout state (locks, the experiment queue's broker): a queue worker that an
+    earlier test started there may still be deleting its message files while the copy reads
+    them, which failed a copy once."""
+    source = first_repro[0]
     copy = tmp_path_factory.mktemp("copy") / "project"
-    shutil.copytree(first_repro[0], copy, symlinks=True)
+
+    def dvc_tmp(folder: str, names: list[str]) -> list[str]:
+        return ["tmp"] if Path(folder) == source / ".dvc" else []
+
+    shutil.copytree(source, copy, symlinks=True, ignore=dvc_tmp)
     return copy
 
 

@@ -134,25 +134,44 @@ def queue_status(project: Path) -> str:
     return run(["dvc", "queue", "status"], project).stdout
 
 
+def stop_queue_workers(project: Path) -> None:
+    """`dvc queue stop`, then wait until the project's workers have exited. An idle worker
+    lives on for seconds and then deletes DVC's broker files; a test that copies the project
+    meanwhile (the shared project outlives this test) must not find them half-deleted."""
+    run(["dvc", "queue", "stop"], project)
+    workers = [
+        process
+        for process in psutil.process_iter(["cmdline", "cwd"])
+        if "queue-worker" in (process.info["cmdline"] or [])
+        and process.info["cwd"] == str(project.resolve())
+    ]
+    _, alive = psutil.wait_procs(workers, timeout=120)
+    assert not alive, f"queue workers still running in {project}: {alive}"
+
+
 def test_queued_experiments_run_two_at_a_time_and_all_show(repro_project: Path) -> None:
     rates = ["0.001", "0.004"]  # with the baseline's 0.002, three side by side
     for rate in rates:
         run(["dvc", "exp", "run", "--queue", "-S", f"train.lr={rate}"], repro_project)
     start_queue(repro_project, jobs=2)
     deadline, idle_polls = time.monotonic() + 900, 0
-    while time.monotonic() < deadline:
-        time.sleep(3)
-        status = queue_status(repro_project)
-        # Done when every task has ended; a task between Queued and Running can be missing
-        # from one status for a moment, which looked like the end once.
-        if status.count("Success") + status.count("Failed") == len(rates):
-            break
-        # DVC's file broker can lose a worker when two run at once (treeverse/dvc#10398):
-        # what it left queued is started again, as the README tells users to do.
-        idle_polls = idle_polls + 1 if "0 active" in status and "Running" not in status else 0
-        if idle_polls >= 10:  # 30 s: workers take a few seconds to start
-            start_queue(repro_project, jobs=1)
-            idle_polls = 0
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(3)
+            status = queue_status(repro_project)
+            # Done when every task has ended; a task between Queued and Running can be
+            # missing from one status for a moment, which looked like the end once.
+            if status.count("Success") + status.count("Failed") == len(rates):
+                break
+            # DVC's file broker can lose a worker when two run at once (treeverse/dvc#10398):
+            # what it left queued is started again, as the README tells users to do.
+            idle = "0 active" in status and "Running" not in status
+            idle_polls = idle_polls + 1 if idle else 0
+            if idle_polls >= 10:  # 30 s: workers take a few seconds to start
+                start_queue(repro_project, jobs=1)
+                idle_polls = 0
+    finally:
+        stop_queue_workers(repro_project)
     status = queue_status(repro_project)
     assert status.count("Success") == len(rates), status
 

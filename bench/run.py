@@ -171,7 +171,8 @@ def benchmark(args: argparse.Namespace, profile: dict, work: Path, out: Path) ->
 
     started = time.perf_counter()
     seconds, peak = pipeline.run(args.profile, profile)
-    shutil.copyfile(project / "params.yaml", out / "params.yaml")  # before the reruns change it
+    for kept in (out / "params.yaml", work / PROFILE_PARAMS):  # before the reruns change it
+        shutil.copyfile(project / "params.yaml", kept)
     rows = [model_row(project, name) for name in ("scratch", "transfer")]
     rows.append(ensemble_row(project))
     chosen = write_submissions(pipeline, out)
@@ -232,6 +233,8 @@ def data_view(data: Path, view: Path) -> Path:
 
 
 REPORTED = ("evaluate", "make_submission")  # the stages the report reads
+# The profile run's params.yaml, kept beside the project: the start of bench/seeds.py's runs.
+PROFILE_PARAMS = "profile-params.yaml"
 
 
 @dataclass(frozen=True)

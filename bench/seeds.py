@@ -13,6 +13,12 @@ without DVC) the stages up to train_<model> run by their commands (bench/without
 table (rewritten after each seed, so a stopped run keeps the seeds it finished): each seed's
 kept epoch, validation and test accuracy, and minutes. The project's workspace ends with the
 last seed's parameters and models.
+
+Every seed starts from the same parameters, the --set ones over them: the profile's, which
+bench/run.py keeps beside the project as WORK/profile-params.yaml (else the project's
+params.yaml as the command finds it; --params FILE names another). `dvc exp run -S` leaves its
+settings in the workspace, so without that reset one command's --set would still be in force
+in the next command's runs.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 from bench import without_dvc
 from bench.ensemble import check_project
 from bench.machine import describe, run_measured
-from bench.run import Pipeline, metrics
+from bench.run import PROFILE_PARAMS, Pipeline, metrics
 from bench.workspace import check_params, project_folder, settings_with_known_keys
 from imgclf import paths
 from imgclf.atomic import write_text
@@ -63,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a parameter for every seed's run (one key each, repeatable)",
     )
     parser.add_argument(
+        "--params",
+        type=Path,
+        metavar="FILE",
+        help=f"the params.yaml every seed starts from (default: WORK/{PROFILE_PARAMS}, else "
+        "the project's own as it is now)",
+    )
+    parser.add_argument(
         "--without-dvc", action="store_true", help="run the stages by their commands, no DVC"
     )
     return parser
@@ -82,8 +95,12 @@ def main() -> None:
         parser.error(str(error))
     if args.out.is_dir():
         parser.error(f"--out {args.out} is a folder: name the Markdown file to write")
+    if args.params and not args.params.is_file():
+        parser.error(f"--params {args.params}: no such file (a params.yaml to start from)")
 
     project = args.project.resolve()
+    start_file = starting_params(project, args.params)
+    start = start_file.read_text()
     pipeline = Pipeline(project, args.without_dvc)
     stage = paths.training_stage(args.model)
     runner = "its stages" if args.without_dvc else "dvc exp run"
@@ -92,6 +109,7 @@ def main() -> None:
         started = time.perf_counter()
         try:
             name, changes = experiment_name(args.model, seed), settings | {"seed": seed}
+            write_text(project / "params.yaml", start)
             pipeline.rerun(name, changes, stage, upstream=True)
             run_measured([sys.executable, WITHOUT_DVC_SCRIPT, "evaluate"], project)
         except subprocess.CalledProcessError as error:
@@ -105,8 +123,15 @@ def main() -> None:
             )
             sys.exit(130)
         rows.append(row(project, args.model, seed, time.perf_counter() - started))
-        write_text(args.out, report(args, rows))
-    print(report(args, rows))
+        write_text(args.out, report(args, start_file, rows))
+    print(report(args, start_file, rows))
+
+
+def starting_params(project: Path, given: Path | None) -> Path:
+    """The params.yaml each seed starts from: `given`, else the profile's that bench/run.py
+    kept beside the project, else the project's own."""
+    kept = project.parent / PROFILE_PARAMS
+    return given or (kept if kept.is_file() else project / "params.yaml")
 
 
 def experiment_name(model: str, seed: int) -> str:
@@ -129,11 +154,12 @@ def title(model: str, seeds: list[int]) -> str:
     return f"The {model} model at {noun} {', '.join(map(str, seeds))}"
 
 
-def report(args: argparse.Namespace, rows: list[str]) -> str:
+def report(args: argparse.Namespace, start_file: Path, rows: list[str]) -> str:
     changed = ", ".join(f"`{setting}`" for setting in args.set) or "none"
     return (
         f"# {title(args.model, args.seeds)}\n\n"
-        f"Project: `{args.project}`, its parameters with these over them: {changed}\n\n"
+        f"Project: `{args.project}`, each seed starting from `{start_file}` with these over"
+        f" it: {changed}\n\n"
         f"Machine: {describe()}\n\n"
         "| seed | epoch kept | val accuracy (kept) | test accuracy | minutes |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"

@@ -138,7 +138,7 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     transfer = (project / "models/transfer.pt").read_bytes()
     table = tmp_path / "seeds.md"
     seeds = [sys.executable, "bench/seeds.py", "--project", str(project), "--model", "scratch"]
-    run([*seeds, "--seeds", "1", "2", "--set", "scratch.epochs=1", "--out", str(table)], ROOT)
+    run([*seeds, "--seeds", "1", "2", "--set", "scratch.dropout=0.3", "--out", str(table)], ROOT)
     rows = [
         line.split(" | ") for line in table.read_text().splitlines() if line[:4] in ("| 1 ", "| 2 ")
     ]
@@ -147,6 +147,14 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     assert rows[-1][3] == f"{tested['test_acc']:.2%}"
     assert (project / "models/transfer.pt").read_bytes() == transfer
     assert read_yaml(project / "params.yaml")["seed"] == 2
+    assert read_yaml(project / "params.yaml")["scratch"]["dropout"] == 0.3
+    # The next command starts from the profile's parameters, not from where the last left off.
+    kept = work / "profile-params.yaml"
+    assert kept.read_text() == (out / "params.yaml").read_text()
+    run([*seeds, "--seeds", "3", "--out", str(table)], ROOT)
+    assert f"each seed starting from `{kept}` with these over it: none" in table.read_text()
+    assert read_yaml(project / "params.yaml")["scratch"]["dropout"] is None
+    assert read_yaml(project / "params.yaml")["seed"] == 3
     listed = run(["dvc", "exp", "list", "--name-only"], project).stdout.split()
     assert {name.rpartition("-")[0].rpartition("-")[0] for name in listed} >= {
         "scratch-seed1",

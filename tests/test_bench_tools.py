@@ -145,6 +145,7 @@ def test_the_ensemble_bench_on_an_untrained_project_is_one_line(
         (["--set", "transfer.epoch=3"], "not keys of params.yaml: transfer.epoch (did you mean"),
         (["--set", "transfer.epochs=0"], "--set: transfer.epochs: Input should be greater"),
         (["--seeds", "one"], "argument --seeds: invalid int value: 'one'"),
+        (["--params", "nowhere.yaml"], "--params nowhere.yaml: no such file"),
     ],
 )
 def test_the_seeds_bench_checks_its_arguments_before_any_run(

@@ -66,15 +66,14 @@ def planned_runs(
     profile: Settings, defaults: Settings, changes: list[tuple[str, Settings]], second_seed: int
 ) -> list[tuple[str, Settings]]:
     """Each run's label and the settings it passes to `dvc exp run`: the profile, then each
-    change on top of it, then the profile with `second_seed`. Every key that any change
-    touches is set in every run (to the profile's value, else params.yaml's), because the
-    runs share one workspace: a change must not stay behind in the runs after it. A change
-    the profile already has (an ingredient it leaves off) gets no run."""
-    baseline = {key: defaults[key] for key in changed_keys(changes)} | profile
+    change on top of it, then the profile with `second_seed` (each run starts from params.yaml's
+    `defaults`: bench/run.py's Pipeline). A change the profile already has (an ingredient it
+    leaves off) gets no run."""
+    profiled = defaults | profile
     return [
-        ("the profile", baseline),
-        *((label, baseline | change) for label, change in changes if baseline | change != baseline),
-        (f"the profile, seed {second_seed}", baseline | {"seed": second_seed}),
+        ("the profile", profile),
+        *((label, profile | change) for label, change in changes if profiled | change != profiled),
+        (f"the profile, seed {second_seed}", profile | {"seed": second_seed}),
     ]
 
 

@@ -27,7 +27,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -38,16 +37,15 @@ from bench import without_dvc
 from bench.machine import describe, run_measured
 from bench.workspace import (
     PROFILES,
-    ROOT,
     check_data,
     checked_profile,
     copy_project,
-    flatten,
     git_state,
     load_profile,
     require_dvc,
     write_params,
 )
+from imgclf.atomic import write_text
 from imgclf.config import read_yaml
 from imgclf.errors import UserError, exit_on_user_error
 from imgclf.submission import DEFAULT_LABELS_FILE
@@ -175,7 +173,7 @@ def benchmark(args: argparse.Namespace, profile: dict, work: Path, out: Path) ->
         shutil.copyfile(project / "params.yaml", kept)
     rows = [model_row(project, name) for name in ("scratch", "transfer")]
     rows.append(ensemble_row(project))
-    chosen = write_submissions(pipeline, out)
+    chosen = write_submissions(pipeline, profile, out)
     pipeline_seconds = time.perf_counter() - started
     if args.original:
         rows.append(original_row(pipeline, profile))
@@ -237,31 +235,42 @@ REPORTED = ("evaluate", "make_submission")  # the stages the report reads
 PROFILE_PARAMS = "profile-params.yaml"
 
 
-@dataclass(frozen=True)
 class Pipeline:
-    """A copy of the project whose stages run with `dvc exp run`, or without DVC."""
+    """A copy of the project whose stages run with `dvc exp run`, or without DVC. Every run
+    starts from the same parameters, `start` (a params.yaml; by default the project's as the
+    pipeline finds it), with its own settings over them: `dvc exp run -S` leaves its settings
+    in the workspace, and one run's settings must not stay in force in the runs after it."""
 
-    project: Path
-    without_dvc: bool
+    def __init__(self, project: Path, without_dvc: bool, start: Path | None = None) -> None:
+        self.project = project
+        self.without_dvc = without_dvc
+        self.start = (start or project / "params.yaml").read_text()
 
     def run(self, name: str, params: dict) -> tuple[float, float]:
         """The whole pipeline with `params` set, as experiment `name` (without DVC, the stages
         the report reads and those they need: no export): wall seconds and peak memory (MiB)."""
         if not self.without_dvc:
-            return run_measured(exp_run(name, params), self.project)
+            return self._exp_run(name, params)
         return self._run_stages(params, without_dvc.stages_for(self.project, REPORTED))
 
     def rerun(self, name: str, params: dict, stage: str, upstream: bool = False) -> None:
         """`stage` again with `params` set. DVC reruns the stages before it whose parameters
         changed; without it, `upstream` runs them all again (else they must be up to date)."""
         if not self.without_dvc:
-            run_measured(exp_run(name, params, (stage,)), self.project)
+            self._exp_run(name, params, (stage,))
         elif upstream:
             self._run_stages(params, without_dvc.stages_for(self.project, (stage,)))
         else:
             self._run_stages(params, [stage])
 
+    def _exp_run(
+        self, name: str, params: dict, targets: tuple[str, ...] = ()
+    ) -> tuple[float, float]:
+        write_text(self.project / "params.yaml", self.start)
+        return run_measured(exp_run(name, params, targets), self.project)
+
     def _run_stages(self, params: dict, stages: list[str]) -> tuple[float, float]:
+        write_text(self.project / "params.yaml", self.start)
         write_params(self.project / "params.yaml", self.project / "params.yaml", params)
         script = Path(without_dvc.__file__).resolve()
         return run_measured([sys.executable, str(script), *stages], self.project)
@@ -317,14 +326,14 @@ def training_columns(project: Path, name: str) -> dict:
     }
 
 
-def write_submissions(pipeline: Pipeline, out: Path) -> str:
-    """submission-<model>.csv for both models and their ensemble, the chosen one first: the
-    chosen one's name."""
+def write_submissions(pipeline: Pipeline, profile: dict, out: Path) -> str:
+    """submission-<model>.csv for both models and their ensemble, the chosen one first, each
+    with the `profile` the pipeline ran: the chosen one's name."""
     project = pipeline.project
     chosen = metrics(project, "submission")["submission"]["model"]
     shutil.copyfile(project / "data/submission.csv", out / f"submission-{chosen}.csv")
     for other in {"scratch", "transfer", "ensemble"} - {chosen}:
-        pipeline.rerun(f"submit-{other}", {"submission.model": other}, "make_submission")
+        pipeline.rerun(f"submit-{other}", profile | {"submission.model": other}, "make_submission")
         shutil.copyfile(project / "data/submission.csv", out / f"submission-{other}.csv")
     return chosen
 
@@ -344,18 +353,15 @@ RUNTIME_KEYS = {
 
 
 def original_settings(profile: dict) -> dict:
-    """The notebook's settings (bench/profiles/original.yaml) over params.yaml's defaults:
-    each training, augmentation and scratch key the profile set goes back to its default
-    (the original's augmentation, no moving average, the lowest validation loss kept), since
-    the rerun starts from the profile's workspace. The data, the split and the runtime stay
-    the profile's."""
-    defaults = flatten(read_yaml(ROOT / "params.yaml"))
-    recipe = [
-        key
-        for key in profile
-        if key.split(".")[0] in ("train", "augment", "scratch") and key not in RUNTIME_KEYS
-    ]
-    return {key: defaults[key] for key in recipe} | load_profile("original")
+    """The notebook's settings (bench/profiles/original.yaml) over params.yaml's defaults: of
+    the profile, only the data, the split, the runtime and the other stages' keys stay (not its
+    training, augmentation or scratch keys: its recipe)."""
+    kept = {
+        key: value
+        for key, value in profile.items()
+        if key.split(".")[0] not in ("train", "augment", "scratch") or key in RUNTIME_KEYS
+    }
+    return kept | load_profile("original")
 
 
 def original_row(pipeline: Pipeline, profile: dict) -> dict:

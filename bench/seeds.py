@@ -100,8 +100,7 @@ def main() -> None:
 
     project = args.project.resolve()
     start_file = starting_params(project, args.params)
-    start = start_file.read_text()
-    pipeline = Pipeline(project, args.without_dvc)
+    pipeline = Pipeline(project, args.without_dvc, start_file)
     stage = paths.training_stage(args.model)
     runner = "its stages" if args.without_dvc else "dvc exp run"
     rows: list[str] = []
@@ -109,7 +108,6 @@ def main() -> None:
         started = time.perf_counter()
         try:
             name, changes = experiment_name(args.model, seed), settings | {"seed": seed}
-            write_text(project / "params.yaml", start)
             pipeline.rerun(name, changes, stage, upstream=True)
             run_measured([sys.executable, WITHOUT_DVC_SCRIPT, "evaluate"], project)
         except subprocess.CalledProcessError as error:

@@ -18,7 +18,7 @@ from tests.conftest import ONE_THREAD, ROOT, run, set_options
 DEFAULTS = {"seed": 0, "train.epochs": 8, "train.weight_decay": 0.0005, "scratch.width": 16}
 
 
-def test_every_run_sets_each_key_any_variant_changes_so_none_stays_behind() -> None:
+def test_each_run_is_the_profile_with_its_own_change_and_no_other() -> None:
     profile = {"train.epochs": 30}
     changes = [variant("train.weight_decay=0.05"), variant("scratch.width=40,train.epochs=45")]
     plan = planned_runs(profile, DEFAULTS, changes, second_seed=1)
@@ -28,11 +28,10 @@ def test_every_run_sets_each_key_any_variant_changes_so_none_stays_behind() -> N
         "with scratch.width=40,train.epochs=45",
         "the profile, seed 1",
     ]
-    baseline = {"train.epochs": 30, "train.weight_decay": 0.0005, "scratch.width": 16}
-    assert plan[0][1] == baseline
-    assert plan[1][1] == baseline | {"train.weight_decay": 0.05}
-    assert plan[2][1] == baseline | {"scratch.width": 40, "train.epochs": 45}
-    assert plan[3][1] == baseline | {"seed": 1}
+    assert plan[0][1] == profile
+    assert plan[1][1] == profile | {"train.weight_decay": 0.05}
+    assert plan[2][1] == profile | {"scratch.width": 40, "train.epochs": 45}
+    assert plan[3][1] == profile | {"seed": 1}
 
 
 def test_an_ingredient_the_profile_leaves_off_gets_no_run() -> None:

@@ -24,15 +24,15 @@ from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
 from bench.machine import describe
 from bench.resolution import main as resolution_main
+from bench.run import Pipeline, model_row, original_settings
 from bench.run import main as run_main
-from bench.run import model_row, original_settings
 from bench.throughput import WARMUP, bound_rate, endless, heading, warmup_steps
-from bench.workspace import flatten, load_profile
+from bench.workspace import load_profile
 from imgclf import checkpoint, paths
 from imgclf.config import read_yaml
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run
-from tests.conftest import ONE_THREAD, ROOT, run, run_stage, set_options
+from tests.conftest import ONE_THREAD, ROOT, make_project, run, run_stage, set_options
 
 
 def test_stacking_learns_which_model_to_trust_for_which_class() -> None:
@@ -270,11 +270,29 @@ def test_a_models_row_names_the_size_it_trained_at(tmp_path: Path) -> None:
     assert model_row(tmp_path, "transfer")["model"] == "transfer (timm/resnet18.a1_in1k, 224 px)"
 
 
+@pytest.mark.parametrize("without_dvc", [False, True], ids=["dvc", "without-dvc"])
+def test_each_run_of_a_pipeline_starts_from_its_start_parameters(
+    tmp_path: Path, without_dvc: bool
+) -> None:
+    # `dvc exp run -S` leaves its settings in the workspace: one run's must not stay in force
+    # in the next (real DVC, the prepare stage on the demo data).
+    project = make_project(tmp_path)
+    start = read_yaml(project / "params.yaml")
+    pipeline = Pipeline(project, without_dvc)
+    pipeline.rerun("dropout", {"scratch.dropout": 0.3}, "prepare")
+    assert read_yaml(project / "params.yaml")["scratch"]["dropout"] == 0.3
+    pipeline.rerun("seed", {"seed": 1}, "prepare")
+    after = read_yaml(project / "params.yaml")
+    assert after["scratch"]["dropout"] == start["scratch"]["dropout"] != 0.3
+    assert after == start | {"seed": 1}
+
+
 def test_the_original_row_trains_as_the_notebook_did_whatever_the_profile() -> None:
-    # The row's run starts from the profile's workspace: none of its recipe may stay behind.
+    # The row's run starts from params.yaml's defaults (each run of a Pipeline does): none of
+    # the profile's recipe may be among its settings; its runtime, data and split are kept.
     profile = load_profile("cpu") | {"train.cpu_threads": 1, "data.train_dir": "seg/train"}
     settings = original_settings(profile)
-    defaults = flatten(read_yaml(ROOT / "params.yaml"))
+    original = load_profile("original")
     recipe = (
         "augment.rotation",
         "augment.zoom",
@@ -282,9 +300,10 @@ def test_the_original_row_trains_as_the_notebook_did_whatever_the_profile() -> N
         "train.select",
         "scratch.width",
     )
-    assert {key: settings[key] for key in recipe} == {key: defaults[key] for key in recipe}
-    assert settings | load_profile("original") == settings  # the notebook's own settings win
-    assert "train.cpu_threads" not in settings and "data.train_dir" not in settings
+    assert all(key in profile and key not in settings for key in recipe)
+    assert settings | original == settings  # the notebook's own settings win
+    kept = ("train.cpu_threads", "data.train_dir", "split.keep_copies_together")
+    assert {key: settings[key] for key in kept} == {key: profile[key] for key in kept}
 
 
 def test_the_throughput_bound_is_timed_after_its_warm_up() -> None:

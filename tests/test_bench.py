@@ -20,6 +20,7 @@ import psutil
 import pytest
 import torch
 
+from bench import run as bench_run
 from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
 from bench.machine import describe
@@ -304,6 +305,26 @@ def test_the_original_row_trains_as_the_notebook_did_whatever_the_profile() -> N
     assert settings | original == settings  # the notebook's own settings win
     kept = ("train.cpu_threads", "data.train_dir", "split.keep_copies_together")
     assert {key: settings[key] for key in kept} == {key: profile[key] for key in kept}
+
+
+def test_the_original_row_trains_the_notebooks_network_on_the_profiles_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Real DVC and training; the notebook's settings shrunk to the demo at 16 px, one epoch.
+    project = make_project(tmp_path)
+    shrunk = {"data.image_size": 16, "train.epochs": 1, "split.max_train_per_class": 20}
+    monkeypatch.setattr(bench_run, "load_profile", lambda name: load_profile(name) | shrunk)
+    profile = load_profile("cpu") | ONE_THREAD  # train.deterministic: false, unlike the start
+    row = bench_run.original_row(Pipeline(project, False), profile)
+    assert row["model"] == "original notebook CNN (128 px, batch 32)" and row["epochs"] == 1
+    assert 0 <= float(row["test accuracy"].rstrip("%")) <= 100
+    ran = read_yaml(project / "params.yaml")
+    assert ran["scratch"]["arch"] == "original" and ran["train"]["batch_size"] == 32
+    assert ran["train"]["ema_decay"] == read_yaml(ROOT / "params.yaml")["train"]["ema_decay"]
+    assert ran["train"]["cpu_threads"] == 1 and ran["train"]["deterministic"] is False
+    assert checkpoint.load(project / paths.checkpoint("scratch"))["architecture"]["arch"] == (
+        "original"
+    )
 
 
 def test_the_throughput_bound_is_timed_after_its_warm_up() -> None:

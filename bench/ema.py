@@ -7,7 +7,9 @@ averaging's alone, not a seed's.
         --averages none 0.998:warmup 0.998 0.999 --out OUT.md
 
 WORK is a `bench/run.py --work WORK` folder (prepare and split done). The model trains as its
-stage trains it, with the project's params.yaml, but with these averages in place of
+stage trains it, with the project's params.yaml as it finds it (the report and the start name
+any key where that differs from the profile's, WORK/profile-params.yaml: bench/seeds.py leaves
+its last seed's), but with these averages in place of
 train.ema_decay's: `none` (the weights themselves), `D` (decay D from the first step) and
 `D:warmup` (timm's warm-up: the decay grows as 1 - (1 + step)^(-2/3) up to D, as
 train.ema_warmup sets it). After each epoch each average is validated as the stage validates
@@ -32,10 +34,11 @@ import torch
 from timm.utils import ModelEmaV3
 from torch import nn
 
-from bench.workspace import project_folder
+from bench.run import PROFILE_PARAMS
+from bench.workspace import flatten, project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
-from imgclf.config import Params, load_params
+from imgclf.config import Params, load_params, read_yaml
 from imgclf.evaluate import Trained, split_logits
 from imgclf.predict import loss_and_accuracy
 from imgclf.recipe import make_ema
@@ -83,6 +86,22 @@ class Averages:
         return self.model if spec == RAW else self.averages[spec].module
 
 
+def parameters_used(project: Path) -> str:
+    """The report's line on the parameters the run trains with: the project's params.yaml, and
+    each key where it differs from the profile's that bench/run.py kept beside the project."""
+    kept = project.parent / PROFILE_PARAMS
+    if not kept.is_file():
+        return "Parameters: the project's params.yaml."
+    used, profile = (flatten(read_yaml(path)) for path in (project / "params.yaml", kept))
+    differ = [
+        key for key in sorted(used.keys() | profile.keys()) if used.get(key) != profile.get(key)
+    ]
+    if not differ:
+        return f"Parameters: the project's params.yaml, the profile's ({kept.name})."
+    changes = ", ".join(f"{key} {used.get(key)} (profile: {profile.get(key)})" for key in differ)
+    return f"Parameters: the project's params.yaml, which differs from {kept.name} in {changes}."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=project_folder, required=True)
@@ -91,6 +110,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     out = args.out.resolve()
+    provenance = parameters_used(args.project)
+    print(provenance, flush=True)
     os.chdir(args.project)
     params = load_params()
     pin_cpu_arithmetic(params.train)
@@ -133,8 +154,7 @@ def main() -> None:
     out.write_text(
         f"{args.model} model, {run.plan.epochs} epochs, seed {params.seed}, "
         f"{len(test_targets)} test images; each cell: validation / test accuracy (%)\n\n"
-        + "\n".join(lines)
-        + "\n"
+        f"{provenance}\n\n" + "\n".join(lines) + "\n"
     )
     print(lines[-1], f"\nwrote {out}")
 

@@ -209,6 +209,7 @@ def test_the_averages_bench_trains_as_the_stage_trains(repro_project: Path, tmp_
         [cell.strip() for cell in line.split("|")[1:-1]] for line in out.read_text().splitlines()
     ]
     epochs = [cells for cells in rows if cells and cells[0].isdigit()]
+    assert "\nParameters: the project's params.yaml.\n" in out.read_text()
     with open(repro_project / "plots/history/transfer.csv", newline="") as file:
         history = list(csv.DictReader(file))
     assert [cells[1].split(" / ")[0] for cells in epochs] == [

@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from bench import ablation, classify, ensemble, seeds, throughput
+from bench import ablation, classify, ema, ensemble, seeds, throughput
+from bench.workspace import write_params
 from tests.conftest import ROOT
 
 DEMO = str(ROOT / "data/demo")
@@ -160,6 +161,26 @@ def test_the_seeds_bench_checks_its_arguments_before_any_run(
     status, err = stopped(seeds.main, [*command, "--seeds", "1", *arguments])
     assert status == 2 and message in err[-1], err
     assert not (tmp_path / "x.md").exists()
+
+
+def test_the_averages_bench_names_each_key_where_it_trains_unlike_the_profile(
+    tmp_path: Path,
+) -> None:
+    # bench/seeds.py leaves its last seed's parameters in the project: a run of the averages
+    # bench after it must say so.
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    assert ema.parameters_used(project) == "Parameters: the project's params.yaml."
+    shutil.copy(ROOT / "params.yaml", tmp_path / "profile-params.yaml")
+    assert ema.parameters_used(project).endswith("the profile's (profile-params.yaml).")
+    write_params(
+        project / "params.yaml", project / "params.yaml", {"seed": 2, "scratch.dropout": 0.3}
+    )
+    assert ema.parameters_used(project) == (
+        "Parameters: the project's params.yaml, which differs from profile-params.yaml in "
+        "scratch.dropout 0.3 (profile: None), seed 2 (profile: 0)."
+    )
 
 
 @pytest.mark.parametrize(

@@ -139,13 +139,27 @@ def run_folder(kind: str, out: Path) -> Path:
 
 
 def remove_abandoned(folder: Path, prefix: str) -> None:
-    """Remove the folders `prefix`PID-* in `folder` whose process is gone: a run killed with
+    """Remove the folders `prefix`PID-* in `folder` whose run is gone: a run killed with
     SIGKILL (or by a power cut) could not remove its own, and its project copy is large."""
     for leftover in folder.glob(f"{prefix}*"):
         pid = leftover.name.removeprefix(prefix).partition("-")[0]
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+        if pid.isdigit() and not may_have_written(int(pid), leftover.stat().st_mtime):
             shutil.rmtree(leftover, ignore_errors=True)
             print(f"removed {leftover}, left by a run that was killed", file=sys.stderr)
+
+
+# How much later than a folder's last change its writer's start may seem, the clock having
+# been set back in between, before a process with that id counts as another one.
+CLOCK_SLACK_S = 60
+
+
+def may_have_written(pid: int, written: float) -> bool:
+    """Whether process `pid` is running and may be the one that wrote a folder at `written`
+    (a time.time()): not if it started later, having got the id of one that exited."""
+    try:
+        return psutil.Process(pid).create_time() <= written + CLOCK_SLACK_S
+    except psutil.NoSuchProcess:
+        return False
 
 
 def replace_folder(out: Path, new: Path) -> None:

@@ -25,7 +25,7 @@ from bench.ensemble import ORACLE_ROW, accuracy, combination_rules
 from bench.ensemble import main as ensemble_main
 from bench.machine import describe
 from bench.resolution import main as resolution_main
-from bench.run import Pipeline, model_row, original_settings
+from bench.run import Pipeline, model_row, original_settings, remove_abandoned
 from bench.run import main as run_main
 from bench.throughput import WARMUP, bound_rate, endless, heading, warmup_steps
 from bench.workspace import load_profile
@@ -529,6 +529,26 @@ def test_the_next_run_removes_the_temporary_folders_of_a_killed_one(tmp_path: Pa
     assert all(f"removed {path}, left by a run that was killed" in stderr for path in left)
     assert sorted(path.name for path in tmp_path.iterdir()) == [living.name, "tmp"]
     assert not any(temp.iterdir())
+
+
+def test_a_folder_whose_process_id_now_belongs_to_a_later_process_is_removed(
+    tmp_path: Path,
+) -> None:
+    # A killed run's id may be given to a new process: that one's start, after the folder was
+    # last written, tells it apart from the run that wrote it.
+    later = subprocess.Popen(["sleep", "60"])
+    try:
+        reused = tmp_path / f".out-partial-{later.pid}-x"
+        reused.mkdir()
+        an_hour_ago = time.time() - 3600
+        os.utime(reused, (an_hour_ago, an_hour_ago))
+        living = tmp_path / f".out-partial-{os.getpid()}-x"  # this test's process, started before
+        living.mkdir()
+        remove_abandoned(tmp_path, ".out-partial-")
+        assert not reused.exists() and living.is_dir()
+    finally:
+        later.kill()
+        later.wait()
 
 
 def test_the_machine_line_names_the_cpus_family_model_and_instruction_sets(tmp_path: Path) -> None:

@@ -93,9 +93,7 @@ def parameters_used(project: Path) -> str:
     if not kept.is_file():
         return "Parameters: the project's params.yaml."
     used, profile = (flatten(read_yaml(path)) for path in (project / "params.yaml", kept))
-    differ = [
-        key for key in sorted(used.keys() | profile.keys()) if used.get(key) != profile.get(key)
-    ]
+    differ = [key for key in sorted(used | profile) if used.get(key) != profile.get(key)]
     if not differ:
         return f"Parameters: the project's params.yaml, the profile's ({kept.name})."
     changes = ", ".join(f"{key} {used.get(key)} (profile: {profile.get(key)})" for key in differ)

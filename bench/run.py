@@ -280,14 +280,19 @@ class Pipeline:
     def _exp_run(
         self, name: str, params: dict, targets: tuple[str, ...] = ()
     ) -> tuple[float, float]:
-        write_text(self.project / "params.yaml", self.start)
+        self._restore_start()
         return run_measured(exp_run(name, params, targets), self.project)
 
     def _run_stages(self, params: dict, stages: list[str]) -> tuple[float, float]:
-        write_text(self.project / "params.yaml", self.start)
-        write_params(self.project / "params.yaml", self.project / "params.yaml", params)
+        params_file = self._restore_start()
+        write_params(params_file, params_file, params)
         script = Path(without_dvc.__file__).resolve()
         return run_measured([sys.executable, str(script), *stages], self.project)
+
+    def _restore_start(self) -> Path:
+        params_file = self.project / "params.yaml"
+        write_text(params_file, self.start)
+        return params_file
 
 
 def exp_run(name: str, params: dict, targets: tuple[str, ...] = ()) -> list[str]:

@@ -47,7 +47,7 @@ from imgclf.atomic import write_text
 from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
 from imgclf.loader import Batch, Batches
-from imgclf.runtime import configure, pick_device, pin_cpu_arithmetic
+from imgclf.runtime import configure, keep_freed_memory, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run, train_step, training_input, wrap
 
@@ -81,11 +81,14 @@ def bound_rate(step: Callable[[Batch], object], batch: Batch, steps: int) -> flo
     return images_per_second(step, [batch] * (WARMUP + steps), warmup=WARMUP)
 
 
-def measure(name: str, steps: int) -> dict[str, float]:
+def measure(name: str, steps: int, keep_memory: bool = True) -> dict[str, float]:
     """Real and bound images/s of one model's training step, and its first step's seconds
-    (which include torch.compile's compiling when it is on)."""
+    (which include torch.compile's compiling when it is on). With `keep_memory` glibc's malloc
+    keeps freed memory, as in the training stages (bench/allocator.py compares)."""
     params = load_params()
     pin_cpu_arithmetic(params.train)
+    if keep_memory:
+        keep_freed_memory()
     device = pick_device(params.train.device)
     configure(params.train, device)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)
@@ -112,6 +115,21 @@ def measure(name: str, steps: int) -> dict[str, float]:
     synthetic = (training_input(first[0], params.augment, rng, size), first[1])
     bound = bound_rate(lambda b: train_step(run, net, *b, next(step_numbers)), synthetic, steps)
     return {"real": real_rate, "bound": bound, "first_step_s": first_step}
+
+
+def split_project(folder: Path, args: argparse.Namespace, profile: dict[str, Any]) -> Path:
+    """A copy of the project in `folder` with the profile's parameters (and args.data,
+    args.compile), its data prepared and split: what a training stage reads."""
+    project = copy_project(
+        folder / "project",
+        {**profile, "data.root": str(args.data.resolve()), "train.compile": args.compile},
+        repository=not args.without_dvc,
+    )
+    if args.without_dvc:
+        without_dvc.run(project, without_dvc.stages_for(project, ("split",)))
+    else:
+        run_measured(["dvc", "repro", "split"], project)
+    return project
 
 
 def stage_rate(project: Path, name: str) -> float:
@@ -181,15 +199,7 @@ def main() -> None:
     _, profile = checked_settings(parser, args, [key] if key else [])
     out = args.out.resolve() if args.out else None  # the command enters its copy of the project
     with tempfile.TemporaryDirectory() as folder:
-        project = copy_project(
-            Path(folder) / "project",
-            {**profile, "data.root": str(args.data.resolve()), "train.compile": args.compile},
-            repository=not args.without_dvc,
-        )
-        if args.without_dvc:
-            without_dvc.run(project, without_dvc.stages_for(project, ("split",)))
-        else:
-            run_measured(["dvc", "repro", "split"], project)
+        project = split_project(Path(folder), args, profile)
         os.chdir(project)
         params_file = project / "params.yaml"
         as_profiled = params_file.read_text()

@@ -45,6 +45,7 @@ from imgclf.runtime import (
     describe_runtime,
     fits_on_device,
     is_main_process,
+    keep_freed_memory,
     launch_torchrun,
     peak_rss_mb,
     pin_cpu_arithmetic,
@@ -170,6 +171,7 @@ def run_training_stage(name: ModelName, params: Params) -> None:
 
 def train(name: ModelName, params: Params, device: torch.device) -> dict[str, Any]:
     """Train model `name` on the prepared data; write its checkpoint, history and metrics."""
+    keep_freed_memory()
     configure(params.train, device)
     seed_everything(params.seed)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)

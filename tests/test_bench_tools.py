@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from bench import ablation, classify, ema, ensemble, seeds, throughput
+from bench import ablation, allocator, classify, ema, ensemble, seeds, throughput
 from bench.workspace import write_params
 from tests.conftest import ROOT
 
@@ -210,7 +210,7 @@ def parser_of(main: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> argp
     return built[0]
 
 
-@pytest.mark.parametrize("module", [throughput, ensemble, ablation, classify, seeds])
+@pytest.mark.parametrize("module", [throughput, allocator, ensemble, ablation, classify, seeds])
 def test_each_bench_tools_help_gives_its_whole_docstring_and_explains_every_option(
     module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -275,4 +275,28 @@ def test_the_throughput_heading_names_the_settings_only_when_there_are_some() ->
     args.set = ["train.lr=0.1", "scratch.width=8"]
     assert "profile tiny with train.lr=0.1 scratch.width=8, 3 steps" in throughput.heading(
         args, None
+    )
+
+
+# -- 5. allocator: its table -----------------------------------------------------------------
+
+
+def test_the_allocator_table_gives_each_round_and_the_ratio_of_the_medians() -> None:
+    def measured(rate: float) -> dict[str, float]:
+        return {"real": rate, "faults": 2e6, "peak_kib": 2**20}
+
+    rounds = {
+        ("scratch", "as it comes"): [measured(100), measured(90), measured(110)],
+        ("scratch", "kept"): [measured(120), measured(130), measured(125)],
+        ("transfer", "as it comes"): [measured(40), measured(50), measured(45)],
+        ("transfer", "kept"): [measured(45), measured(45), measured(50)],
+    }
+    shown = allocator.table(rounds, "Heading:").splitlines()
+    assert shown[0] == "Heading:"
+    assert (
+        "| scratch | kept | 120.0, 130.0, 125.0 | 125.0 | 1.25 | 2.00 million | 1.00 GiB |" in shown
+    )
+    assert (
+        "| transfer | as it comes | 40.0, 50.0, 45.0 | 45.0 | 1.00 | 2.00 million | 1.00 GiB |"
+        in shown
     )

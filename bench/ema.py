@@ -42,7 +42,13 @@ from imgclf.config import Params, load_params, read_yaml
 from imgclf.evaluate import Trained, split_logits
 from imgclf.predict import loss_and_accuracy
 from imgclf.recipe import make_ema
-from imgclf.runtime import configure, pick_device, pin_cpu_arithmetic, seed_everything
+from imgclf.runtime import (
+    configure,
+    keep_freed_memory,
+    pick_device,
+    pin_cpu_arithmetic,
+    seed_everything,
+)
 from imgclf.samples import load_split_data
 from imgclf.train import Progress, network_for_epoch, prepare_run, train_one_epoch
 
@@ -113,6 +119,7 @@ def main() -> None:
     os.chdir(args.project)
     params = load_params()
     pin_cpu_arithmetic(params.train)
+    keep_freed_memory()  # trains as the stages do
     device = pick_device(params.train.device)
     configure(params.train, device)
     seed_everything(params.seed)

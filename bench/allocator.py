@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench.ablation import checked_settings
 from bench.machine import describe
-from bench.throughput import measure, split_project
+from bench.throughput import STEADY_SCHEDULE, add_step_arguments, measure, out_file, split_project
 from bench.workspace import ENV, add_run_arguments, write_params
 from imgclf import paths
 from imgclf.atomic import write_text
@@ -86,15 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_run_arguments(parser, default_profile="cpu")
-    parser.add_argument(
-        "--steps", type=int, default=20, help="timed steps, after warm-up (default: %(default)s)"
-    )
+    add_step_arguments(parser, default_steps=20)
     parser.add_argument(
         "--rounds", type=int, default=3, help="measurements of each (default: %(default)s)"
-    )
-    parser.add_argument("--without-dvc", action="store_true", help="prepare the data without DVC")
-    parser.add_argument(
-        "--out", type=Path, metavar="FILE", help="also write the table to FILE, with the command"
     )
     parser.set_defaults(compile=False)
     return parser
@@ -108,16 +102,12 @@ def main() -> None:
         return
     parser = build_parser()
     args = parser.parse_args()
-    if args.out and args.out.is_dir():
-        parser.error(f"--out {args.out} is a folder: name the file to write the table to")
+    out = out_file(parser, args)
     _, profile = checked_settings(parser, args)
     rounds: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as folder:
         project = split_project(Path(folder), args, profile)
-        # The step costs the same at any learning rate; a one-cycle schedule would end first.
-        write_params(
-            project / "params.yaml", project / "params.yaml", {"train.schedule": "constant"}
-        )
+        write_params(project / "params.yaml", project / "params.yaml", STEADY_SCHEDULE)
         for round_number in range(1, args.rounds + 1):
             for label, keep_memory in SETTINGS.items():
                 for name in paths.MODEL_NAMES:
@@ -131,9 +121,9 @@ def main() -> None:
     )
     result = table(rounds, heading)
     print(result)
-    if args.out:
+    if out:
         command = f"Command: `python bench/allocator.py {' '.join(sys.argv[1:])}`"
-        write_text(args.out, f"{result}\n\n{command}\n")
+        write_text(out, f"{result}\n\n{command}\n")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ from imgclf.train import prepare_run, train_step, training_input, wrap
 
 WARMUP = 5  # the fewest steps before the clock starts (after compiling, if asked)
 
+# The step costs the same at any learning rate; a one-cycle schedule would end first.
+STEADY_SCHEDULE = {"train.schedule": "constant"}
+
 
 def warmup_steps(batches: Batches) -> int:
     """Real steps before the clock starts, after the first: whole epochs, at least WARMUP
@@ -163,24 +166,40 @@ def heading(args: argparse.Namespace, compared_key: str | None) -> str:
     )
 
 
+def add_step_arguments(parser: argparse.ArgumentParser, default_steps: int) -> None:
+    """--steps, --without-dvc and --out, as the benchmarks that time training steps take them."""
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=default_steps,
+        help="timed steps, after warm-up (default: %(default)s)",
+    )
+    parser.add_argument("--without-dvc", action="store_true", help="prepare the data without DVC")
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="also write the table to FILE, with the command"
+    )
+
+
+def out_file(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path | None:
+    """--out as an absolute path (the benchmark enters its copy of the project), never a
+    folder."""
+    if args.out and args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder: name the file to write the table to")
+    return args.out.resolve() if args.out else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_run_arguments(parser, default_profile="gpu")
+    add_step_arguments(parser, default_steps=300)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
-    parser.add_argument(
-        "--steps", type=int, default=300, help="timed steps, after warm-up (default: %(default)s)"
-    )
     parser.add_argument("--stage", action="store_true", help="also run each training stage")
     parser.add_argument(
         "--compare",
         metavar="KEY=A,B",
         help="measure the steps at each value of the params.yaml key KEY",
-    )
-    parser.add_argument("--without-dvc", action="store_true", help="prepare the data without DVC")
-    parser.add_argument(
-        "--out", type=Path, metavar="FILE", help="also write the table to FILE, with the command"
     )
     return parser
 
@@ -193,11 +212,9 @@ def main() -> None:
         parser.error("--stage runs the profile as it is: leave out --compare")
     if args.compare is not None and not all(args.compare.partition("=")):
         parser.error(f"--compare takes KEY=A,B (values comma-separated): got {args.compare}")
-    if args.out and args.out.is_dir():
-        parser.error(f"--out {args.out} is a folder: name the file to write the table to")
+    out = out_file(parser, args)
     key, values = compared_values(args.compare)
     _, profile = checked_settings(parser, args, [key] if key else [])
-    out = args.out.resolve() if args.out else None  # the command enters its copy of the project
     with tempfile.TemporaryDirectory() as folder:
         project = split_project(Path(folder), args, profile)
         os.chdir(project)
@@ -205,8 +222,7 @@ def main() -> None:
         as_profiled = params_file.read_text()
         rows = {}
         for value in values:
-            # The step costs the same at any learning rate; a one-cycle schedule would end first.
-            changes = {"train.schedule": "constant"} | ({key: value} if key else {})
+            changes = STEADY_SCHEDULE | ({key: value} if key else {})
             write_params(params_file, params_file, changes)
             for name in paths.MODEL_NAMES:
                 rows[f"{name} {key}={value}" if key else name] = measure(name, args.steps)

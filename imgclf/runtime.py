@@ -77,19 +77,20 @@ def pin_cpu_arithmetic(train: TrainParams) -> None:
 # as such blocks are freed) fresh from the kernel and unmaps it when freed, and gives a trimmed
 # heap top back: a training step's activations, hundreds of MiB, then arrive as new pages every
 # step, each one a page fault and a page the kernel zeroes. With the memory kept, Lite0's steps
-# ran 1.41 times as fast in bf16 and 1.05 times in float32 on a 2-core AMD EPYC, for 0.25 to
-# 0.35 GiB more at the peak (bench/results/allocator-amd-zen4-2026-12-06.md).
+# ran 1.41 times as fast in bf16 and 1.05 to 1.20 times in float32 on a 2-core AMD EPYC, for
+# 0.25 to 0.35 GiB more at the peak, and its prediction of the test split (evaluate's, batches
+# of 256) 3.41 times as fast, for 1.30 GiB more (bench/results/allocator-amd-zen4-2026-12-06.md).
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt's parameter numbers, from glibc's malloc.h
 NEVER_TRIM = 2**31 - 1  # the largest threshold mallopt takes (an int)
 
 
 def keep_freed_memory() -> None:
-    """Have glibc's malloc keep the memory a training step frees for the next steps to reuse,
-    as torch's caching allocator does on a GPU: no block mapped anew from the kernel, the heap
-    never trimmed. A freed block is not always taken again at once (torch asks for aligned
-    blocks, a little larger than the hole one leaves), so the heap grows for some steps before
-    it settles. Nothing changes with another C library, and no result changes: only where the
-    blocks come from."""
+    """Have glibc's malloc keep the memory a training step (or a batch's prediction) frees for
+    the next ones to reuse, as torch's caching allocator does on a GPU: no block mapped anew
+    from the kernel, the heap never trimmed. A freed block is not always taken again at once
+    (torch asks for aligned blocks, a little larger than the hole one leaves), so the heap grows
+    for some steps before it settles. Nothing changes with another C library, and no result
+    changes: only where the blocks come from. Every stage that runs a network calls it first."""
     if platform.libc_ver()[0] != "glibc":
         return
     libc = ctypes.CDLL(None)  # the C library this process already uses

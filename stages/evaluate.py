@@ -21,7 +21,12 @@ from imgclf.evaluate_plots import (
 )
 from imgclf.models import mean_probability_logits
 from imgclf.plots import save_figure
-from imgclf.runtime import describe_runtime, pick_device, pin_cpu_arithmetic
+from imgclf.runtime import (
+    describe_runtime,
+    keep_freed_memory,
+    pick_device,
+    pin_cpu_arithmetic,
+)
 from imgclf.samples import load_split_data
 from imgclf.scores import score
 
@@ -32,6 +37,7 @@ MISTAKES_SHOWN = 24
 def main() -> None:
     all_params = load_params()
     pin_cpu_arithmetic(all_params.train)
+    keep_freed_memory()
     params = all_params.evaluate
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     cache = ImageCache(paths.CACHE)

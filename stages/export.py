@@ -13,7 +13,7 @@ from imgclf.errors import UserError, exit_on_user_error
 from imgclf.evaluate import ENSEMBLE, ensemble_of, ensemble_weights, load_trained
 from imgclf.inference import card_path
 from imgclf.onnx_export import agreed_decimals, model_card, onnx_bytes, verify
-from imgclf.runtime import pin_cpu_arithmetic
+from imgclf.runtime import keep_freed_memory, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
 from imgclf.submission import choose_model
 
@@ -22,6 +22,7 @@ from imgclf.submission import choose_model
 def main() -> None:
     params = load_params()
     pin_cpu_arithmetic(params.train)
+    keep_freed_memory()
     started = time.perf_counter()
     trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}
     val_acc = {name: model.meta["val_acc"] for name, model in trained.items()}

@@ -9,7 +9,7 @@ from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import ENSEMBLE, ensemble_weights, load_trained, predict
 from imgclf.models import mean_probability_logits
-from imgclf.runtime import pin_cpu_arithmetic
+from imgclf.runtime import keep_freed_memory, pin_cpu_arithmetic
 from imgclf.samples import load_split_data, read_manifest
 from imgclf.submission import (
     check_unique_ids,
@@ -26,6 +26,7 @@ from imgclf.wording import counted, listed
 def main() -> None:
     params = load_params()
     pin_cpu_arithmetic(params.train)
+    keep_freed_memory()
     options = params.submission
     truth = labels_file(params.data, options)
     trained = {name: load_trained(paths.checkpoint(name)) for name in paths.MODEL_NAMES}

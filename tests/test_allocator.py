@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMALL_DEMO
+from bench.workspace import write_params
+from tests.conftest import ONE_THREAD, ROOT, SMALL_DEMO
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="sets glibc's malloc")
 
@@ -36,12 +37,15 @@ for _ in range({steps}):
 
 KEPT = "from imgclf.runtime import keep_freed_memory\nkeep_freed_memory()"
 
-# A training stage as `dvc repro` runs it, its output sent to stderr, out of the faults' way.
-AFTER_TRAINING = """
+
+def after_stages(*names: str) -> str:
+    """Setup that runs stages as `dvc repro` does, their output sent to stderr (out of the
+    faults' way)."""
+    return f"""
 import contextlib, sys
 from tests.conftest import run_stage
 with contextlib.redirect_stdout(sys.stderr):
-    for stage in ("prepare", "split", "train_scratch"):
+    for stage in {names}:
         assert run_stage(stage) == 0, stage
 """
 
@@ -65,7 +69,20 @@ def test_steps_that_free_what_they_wrote_settle_to_no_new_pages() -> None:
     assert max(step_faults(KEPT)[-2:]) < PAGES_A_STEP // 100
 
 
-@pytest.mark.slow  # prepare, split and a training stage
-def test_a_training_stage_keeps_the_memory_it_frees(workdir) -> None:
-    project = workdir(**(SMALL_DEMO | {"train__epochs": 1}))
-    assert max(step_faults(AFTER_TRAINING, cwd=project)[-2:]) < PAGES_A_STEP // 100
+@pytest.fixture(scope="module")
+def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo project, prepared and split, both models trained for an epoch."""
+    project = tmp_path_factory.mktemp("trained")
+    settings = {key.replace("__", "."): value for key, value in SMALL_DEMO.items()}
+    changes = ONE_THREAD | settings | {"train.epochs": 1}
+    write_params(ROOT / "params.yaml", project / "params.yaml", changes)
+    step_faults(after_stages("prepare", "split", "train_scratch", "train_transfer"), project)
+    return project
+
+
+@pytest.mark.slow  # prepare, split and both training stages
+@pytest.mark.parametrize("stage", ["train_scratch", "evaluate", "make_submission", "export"])
+def test_every_stage_that_runs_a_network_keeps_the_memory_it_frees(
+    trained_demo: Path, stage: str
+) -> None:
+    assert max(step_faults(after_stages(stage), trained_demo)[-2:]) < PAGES_A_STEP // 100

@@ -1,6 +1,7 @@
-"""Training keeps the memory a step frees (imgclf.runtime.keep_freed_memory): glibc's malloc
-would otherwise give a large block back to the kernel when it is freed and take fresh pages for
-the next one, each a page fault and a page the kernel zeroes."""
+"""The stages that run a network keep the memory a step or a batch frees
+(imgclf.runtime.keep_freed_memory): glibc's malloc would otherwise give a large block back to
+the kernel when it is freed and take fresh pages for the next one, each a page fault and a page
+the kernel zeroes. bench/allocator.py measures what that buys."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import allocator
+from bench.throughput import STEADY_SCHEDULE
 from bench.workspace import write_params
 from tests.conftest import ONE_THREAD, ROOT, SMALL_DEMO
 
@@ -71,10 +74,11 @@ def test_steps_that_free_what_they_wrote_settle_to_no_new_pages() -> None:
 
 @pytest.fixture(scope="module")
 def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo project, prepared and split, both models trained for an epoch."""
+    """A demo project, prepared and split, both models trained for an epoch (at a constant rate,
+    as bench/allocator.py trains)."""
     project = tmp_path_factory.mktemp("trained")
     settings = {key.replace("__", "."): value for key, value in SMALL_DEMO.items()}
-    changes = ONE_THREAD | settings | {"train.epochs": 1}
+    changes = ONE_THREAD | settings | {"train.epochs": 1} | STEADY_SCHEDULE
     write_params(ROOT / "params.yaml", project / "params.yaml", changes)
     step_faults(after_stages("prepare", "split", "train_scratch", "train_transfer"), project)
     return project
@@ -86,3 +90,16 @@ def test_every_stage_that_runs_a_network_keeps_the_memory_it_frees(
     trained_demo: Path, stage: str
 ) -> None:
     assert max(step_faults(after_stages(stage), trained_demo)[-2:]) < PAGES_A_STEP // 100
+
+
+@pytest.mark.slow  # four processes, each loading the data and building a model
+@pytest.mark.parametrize("phase", allocator.PHASES)
+def test_the_allocator_bench_measures_each_phase_in_a_process_of_its_own(
+    trained_demo: Path, phase: str
+) -> None:
+    figures = {
+        label: allocator.measure_apart(trained_demo, phase, "scratch", 3, keep_memory)
+        for label, keep_memory in allocator.SETTINGS.items()
+    }
+    for measured in figures.values():
+        assert measured["real"] > 0 and measured["faults"] > 0 and measured["peak_kib"] > 0

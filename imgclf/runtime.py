@@ -78,8 +78,9 @@ def pin_cpu_arithmetic(train: TrainParams) -> None:
 # heap top back: a training step's activations, hundreds of MiB, then arrive as new pages every
 # step, each one a page fault and a page the kernel zeroes. With the memory kept, Lite0's steps
 # ran 1.41 times as fast in bf16 and 1.05 to 1.20 times in float32 on a 2-core AMD EPYC, for
-# 0.25 to 0.35 GiB more at the peak, and its prediction of the test split (evaluate's, batches
-# of 256) 3.41 times as fast, for 1.30 GiB more (bench/results/allocator-amd-zen4-2026-12-06.md).
+# 0.25 to 0.35 GiB more at the peak, and its prediction of the test split 3.41 times as fast in
+# batches of 256 (1.30 GiB more) and 2.47 in batches of 64, evaluate.batch_size's default
+# (0.34 GiB more; bench/results/allocator-amd-zen4-2026-12-06.md).
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt's parameter numbers, from glibc's malloc.h
 NEVER_TRIM = 2**31 - 1  # the largest threshold mallopt takes (an int)
 

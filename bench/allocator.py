@@ -29,16 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench.ablation import checked_settings
 from bench.machine import describe
-from bench.throughput import STEADY_SCHEDULE, add_step_arguments, measure, out_file, split_project
+from bench.throughput import (
+    STEADY_SCHEDULE,
+    add_step_arguments,
+    measure,
+    out_file,
+    split_project,
+    start_as_a_stage,
+)
 from bench.workspace import ENV, add_run_arguments, write_params
 from imgclf import paths
 from imgclf.atomic import write_text
 from imgclf.cache import ImageCache
-from imgclf.config import load_params
 from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import Trained, predict
 from imgclf.models import build_model
-from imgclf.runtime import keep_freed_memory, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
 from imgclf.train import model_spec
 
@@ -49,13 +54,11 @@ PHASES = ("training", "inference")
 def inference_rate(name: str, keep_memory: bool) -> float:
     """Test images/s of the evaluate stage's prediction, the model untrained (the arithmetic
     is the same), after a warm-up batch."""
-    params = load_params()
-    pin_cpu_arithmetic(params.train)
-    if keep_memory:
-        keep_freed_memory()
+    params = start_as_a_stage(keep_memory)
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
     model = build_model(**model_spec(name, params, len(data.classes)))
-    untrained, cache, test = Trained(model, {}, ""), ImageCache(paths.CACHE), data.indices("test")
+    untrained = Trained(model, meta={}, weights_sha256="")  # predict reads the model alone
+    cache, test = ImageCache(paths.CACHE), data.indices("test")
     batch_size, tta_flip = params.evaluate.batch_size, params.evaluate.tta_flip
     predict(untrained, cache, test[:batch_size], batch_size, tta_flip)
     started = time.perf_counter()

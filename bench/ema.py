@@ -35,18 +35,17 @@ from timm.utils import ModelEmaV3
 from torch import nn
 
 from bench.run import PROFILE_PARAMS
+from bench.throughput import start_as_a_stage
 from bench.workspace import flatten, project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
-from imgclf.config import Params, load_params, read_yaml
+from imgclf.config import Params, read_yaml
 from imgclf.evaluate import Trained, split_logits
 from imgclf.predict import loss_and_accuracy
 from imgclf.recipe import make_ema
 from imgclf.runtime import (
     configure,
-    keep_freed_memory,
     pick_device,
-    pin_cpu_arithmetic,
     seed_everything,
 )
 from imgclf.samples import load_split_data
@@ -117,9 +116,7 @@ def main() -> None:
     provenance = parameters_used(args.project)
     print(provenance, flush=True)
     os.chdir(args.project)
-    params = load_params()
-    pin_cpu_arithmetic(params.train)
-    keep_freed_memory()  # trains as the stages do
+    params = start_as_a_stage(keep_memory=True)  # trains as the stages do
     device = pick_device(params.train.device)
     configure(params.train, device)
     seed_everything(params.seed)

@@ -44,7 +44,7 @@ from bench.machine import describe, images_per_second, run_measured
 from bench.workspace import add_run_arguments, copy_project, parse_settings, write_params
 from imgclf import paths
 from imgclf.atomic import write_text
-from imgclf.config import load_params
+from imgclf.config import Params, load_params
 from imgclf.errors import exit_on_user_error
 from imgclf.loader import Batch, Batches
 from imgclf.runtime import configure, keep_freed_memory, pick_device, pin_cpu_arithmetic
@@ -84,14 +84,21 @@ def bound_rate(step: Callable[[Batch], object], batch: Batch, steps: int) -> flo
     return images_per_second(step, [batch] * (WARMUP + steps), warmup=WARMUP)
 
 
-def measure(name: str, steps: int, keep_memory: bool = True) -> dict[str, float]:
-    """Real and bound images/s of one model's training step, and its first step's seconds
-    (which include torch.compile's compiling when it is on). With `keep_memory` glibc's malloc
-    keeps freed memory, as in the training stages (bench/allocator.py compares)."""
+def start_as_a_stage(keep_memory: bool) -> Params:
+    """The project's parameters, with the CPU's arithmetic pinned and, if `keep_memory`, glibc's
+    malloc keeping freed memory: how the stages start (bench/allocator.py compares both)."""
     params = load_params()
     pin_cpu_arithmetic(params.train)
     if keep_memory:
         keep_freed_memory()
+    return params
+
+
+def measure(name: str, steps: int, keep_memory: bool = True) -> dict[str, float]:
+    """Real and bound images/s of one model's training step, and its first step's seconds
+    (which include torch.compile's compiling when it is on); `keep_memory` as in
+    start_as_a_stage."""
+    params = start_as_a_stage(keep_memory)
     device = pick_device(params.train.device)
     configure(params.train, device)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)

@@ -53,16 +53,19 @@ with contextlib.redirect_stdout(sys.stderr):
 """
 
 
-def step_faults(setup: str, cwd: Path = ROOT) -> list[int]:
-    script = STEP_FAULTS.format(setup=setup, steps=STEPS, blocks=STEP_BLOCKS)
+def run_python(script: str, cwd: Path) -> str:
+    """What `script` printed, run by a new Python process in `cwd` (the project importable)."""
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    return [
-        int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("faults")
-    ]
+    return result.stdout
+
+
+def step_faults(setup: str, cwd: Path = ROOT) -> list[int]:
+    printed = run_python(STEP_FAULTS.format(setup=setup, steps=STEPS, blocks=STEP_BLOCKS), cwd)
+    return [int(line.split()[1]) for line in printed.splitlines() if line.startswith("faults")]
 
 
 def test_steps_that_free_what_they_wrote_settle_to_no_new_pages() -> None:
@@ -80,7 +83,7 @@ def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = {key.replace("__", "."): value for key, value in SMALL_DEMO.items()}
     changes = ONE_THREAD | settings | {"train.epochs": 1} | STEADY_SCHEDULE
     write_params(ROOT / "params.yaml", project / "params.yaml", changes)
-    step_faults(after_stages("prepare", "split", "train_scratch", "train_transfer"), project)
+    run_python(after_stages("prepare", "split", "train_scratch", "train_transfer"), project)
     return project
 
 

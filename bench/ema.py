@@ -36,7 +36,7 @@ from torch import nn
 
 from bench.run import PROFILE_PARAMS
 from bench.throughput import start_as_a_stage
-from bench.workspace import flatten, project_folder
+from bench.workspace import add_project_argument, flatten
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import Params, read_yaml
@@ -107,7 +107,7 @@ def parameters_used(project: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=project_folder, required=True)
+    add_project_argument(parser)
     parser.add_argument("--model", choices=("scratch", "transfer"), default="transfer")
     parser.add_argument("--averages", nargs="+", type=average_spec, required=True)
     parser.add_argument("--out", type=Path, required=True)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 import torch
 
 from bench.ensemble import accuracy, mean_probability
-from bench.workspace import project_folder
+from bench.workspace import add_project_argument
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
@@ -38,7 +38,7 @@ SPLITS = ("val", "test")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=project_folder, required=True)
+    add_project_argument(parser)
     parser.add_argument(
         "--sizes", nargs="+", required=True, metavar="MODEL=SIZE,SIZE", type=model_sizes
     )

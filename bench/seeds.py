@@ -35,7 +35,7 @@ from bench import without_dvc
 from bench.ensemble import check_project
 from bench.machine import describe, run_measured
 from bench.run import PROFILE_PARAMS, Pipeline, metrics
-from bench.workspace import check_params, project_folder, settings_with_known_keys
+from bench.workspace import add_project_argument, check_params, settings_with_known_keys
 from imgclf import paths
 from imgclf.atomic import write_text
 from imgclf.errors import UserError, exit_on_user_error
@@ -47,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--project",
-        type=project_folder,
-        required=True,
-        metavar="DIR",
-        help="a trained project: a bench/run.py --work folder's project/",
-    )
+    add_project_argument(parser)
     parser.add_argument(
         "--model", choices=paths.MODEL_NAMES, required=True, help="the model to retrain"
     )

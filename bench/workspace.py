@@ -47,6 +47,17 @@ def write_params(source: Path, target: Path, changes: dict[str, Any]) -> None:
         yaml.dump(tree, file)
 
 
+def add_project_argument(parser: argparse.ArgumentParser) -> None:
+    """--project, as the benchmarks that work in a trained project take it."""
+    parser.add_argument(
+        "--project",
+        type=project_folder,
+        required=True,
+        metavar="DIR",
+        help="a trained project: a bench/run.py --work folder's project/",
+    )
+
+
 def project_folder(text: str) -> Path:
     """An argparse type: a trained project's folder, which must exist."""
     if not Path(text).is_dir():

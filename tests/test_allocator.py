@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bench import allocator
+from bench import allocator, stage_times
 from bench.throughput import STEADY_SCHEDULE
 from bench.workspace import write_params
 from tests.conftest import ONE_THREAD, ROOT, SMALL_DEMO
@@ -78,11 +79,12 @@ def test_steps_that_free_what_they_wrote_settle_to_no_new_pages() -> None:
 @pytest.fixture(scope="module")
 def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo project, prepared and split, both models trained for an epoch (at a constant rate,
-    as bench/allocator.py trains)."""
+    as bench/allocator.py trains), with dvc.yaml but no DVC."""
     project = tmp_path_factory.mktemp("trained")
     settings = {key.replace("__", "."): value for key, value in SMALL_DEMO.items()}
     changes = ONE_THREAD | settings | {"train.epochs": 1} | STEADY_SCHEDULE
     write_params(ROOT / "params.yaml", project / "params.yaml", changes)
+    shutil.copy(ROOT / "dvc.yaml", project)  # what bench/stage_times.py reads the stages from
     run_python(after_stages("prepare", "split", "train_scratch", "train_transfer"), project)
     return project
 
@@ -106,3 +108,73 @@ def test_the_allocator_bench_measures_each_phase_in_a_process_of_its_own(
     }
     for measured in figures.values():
         assert measured["real"] > 0 and measured["faults"] > 0 and measured["peak_kib"] > 0
+
+
+@pytest.mark.slow  # evaluate twice, each with the fault loop after it
+@pytest.mark.parametrize(
+    ("prelude", "kept"), [(stage_times.AS_IT_COMES, False), ("", True)], ids=["as it comes", "kept"]
+)
+def test_the_stage_bench_runs_a_stage_with_malloc_as_it_comes_or_as_the_stage_has_it(
+    trained_demo: Path, prelude: str, kept: bool
+) -> None:
+    script = stage_times.stage_command("evaluate", prelude)[-1]
+    setup = (
+        f"import contextlib, sys\nwith contextlib.redirect_stdout(sys.stderr):\n{indent(script)}"
+    )
+    last_steps = step_faults(setup, trained_demo)[-2:]
+    if kept:
+        assert max(last_steps) < PAGES_A_STEP // 100
+    else:
+        assert min(last_steps) > PAGES_A_STEP // 2
+
+
+def indent(script: str) -> str:
+    return "".join(f"    {line}\n" for line in script.splitlines())
+
+
+def run_stage_times(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(ROOT / "bench/stage_times.py"), "--project", str(project)]
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True)
+
+
+def stage_times_table(project: Path, out: Path, compare: str) -> str:
+    """The table of evaluate timed once under each variant of `compare`."""
+    args = ["--stages", "evaluate", "--compare", compare, "--rounds", "1", "--out", str(out)]
+    result = run_stage_times(project, *args)
+    assert result.returncode == 0, result.stderr
+    return out.read_text()
+
+
+@pytest.mark.slow  # evaluate four times
+def test_the_stage_bench_times_each_variant_and_puts_params_back(
+    trained_demo: Path, tmp_path: Path
+) -> None:
+    params = (trained_demo / "params.yaml").read_bytes()
+    table = stage_times_table(trained_demo, tmp_path / "malloc.md", "malloc")
+    assert "| evaluate | malloc as it comes |" in table and "| evaluate | kept |" in table
+    assert "Outputs of evaluate: the same bytes in every run." in table
+    assert "Command: `python bench/stage_times.py --project" in table
+
+    table = stage_times_table(trained_demo, tmp_path / "batch.md", "evaluate.batch_size=8,16")
+    rows = [line.split(" | ")[1] for line in table.splitlines() if line.startswith("| evaluate")]
+    assert rows == ["evaluate.batch_size=8", "evaluate.batch_size=16"]
+    assert (trained_demo / "params.yaml").read_bytes() == params
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stages", "evaluate", "--compare", "evaluate.batch_sise=8,16"], "did you mean"),
+        (["--stages", "evaluate", "--compare", "evaluate.batch_size"], "--compare takes"),
+        (["--stages", "evaluat", "--compare", "malloc"], "has no evaluat"),
+    ],
+)
+def test_the_stage_bench_refuses_what_it_cannot_run_before_any_stage(
+    trained_demo: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = stage_times.build_parser()
+    parsed = parser.parse_args(["--project", str(trained_demo), *args])
+    with pytest.raises(SystemExit):
+        stage_times.check_arguments(parser, parsed)
+    assert message in capsys.readouterr().err

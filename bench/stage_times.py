@@ -97,20 +97,28 @@ def time_stages(
                 for variant in compared:
                     params.write_bytes(original)
                     write_params(params, params, variant.params)
-                    try:
-                        command = stage_command(stage, variant.prelude)
-                        seconds, peak = run_measured(command, project)
-                    except subprocess.CalledProcessError as error:
-                        raise SystemExit(
-                            f"stage {stage} failed under {variant.label} (exit code "
-                            f"{error.returncode}; its output is above); params.yaml is as it was"
-                        ) from None
-                    run = Run(seconds, peak, outputs_digest(project, stage))
+                    run = run_once(project, stage, variant)
                     runs.setdefault((stage, variant.label), []).append(run)
-                    print(f"round {round_number}, {stage}, {variant.label}: {run}", flush=True)
+                    print(
+                        f"round {round_number}, {stage}, {variant.label}: {run.seconds:.1f} s, "
+                        f"peak {run.peak_mib / 1024:.2f} GiB",
+                        flush=True,
+                    )
     finally:
         params.write_bytes(original)
     return runs
+
+
+def run_once(project: Path, stage: str, variant: Variant) -> Run:
+    """The stage run by its command under `variant`, whose parameters params.yaml holds."""
+    try:
+        seconds, peak = run_measured(stage_command(stage, variant.prelude), project)
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(
+            f"stage {stage} failed under {variant.label} (exit code {error.returncode}; its "
+            "output is above); params.yaml is put back as it was"
+        ) from None
+    return Run(seconds, peak, outputs_digest(project, stage))
 
 
 def report(runs: dict[tuple[str, str], list[Run]], compared: list[Variant], heading: str) -> str:

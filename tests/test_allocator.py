@@ -178,3 +178,13 @@ def test_the_stage_bench_refuses_what_it_cannot_run_before_any_stage(
     with pytest.raises(SystemExit):
         stage_times.check_arguments(parser, parsed)
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow  # make_submission once
+def test_the_stage_bench_puts_params_back_when_a_stage_fails(trained_demo: Path) -> None:
+    params = (trained_demo / "params.yaml").read_bytes()
+    compare = "submission.labels_file=auto,no_such_labels.csv"  # the second must exist
+    result = run_stage_times(trained_demo, "--stages", "make_submission", "--compare", compare)
+    assert result.returncode == 1
+    assert "stage make_submission failed under submission.labels_file=no_such" in result.stderr
+    assert (trained_demo / "params.yaml").read_bytes() == params

@@ -9,7 +9,8 @@ whether every run of a stage wrote the same bytes.
 
 WORK is a `bench/run.py --work WORK` folder (or any project whose models are trained).
 `--compare malloc`: glibc's malloc as it comes (imgclf.runtime.keep_freed_memory replaced by
-a no-op before the stage imports it) against the freed memory kept, as the stages run it;
+a no-op before the stage imports it) against the freed memory kept, as the stages run it (with
+another C library the two are the same);
 `--compare KEY=A,B`: the project's params.yaml with KEY at each value, put back as it was at
 the end. Within each round every stage runs once under each variant, one after the other, so
 that a drift of the machine falls on all of them. The stages rewrite their outputs in the

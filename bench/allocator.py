@@ -34,12 +34,12 @@ from bench.throughput import (
     add_step_arguments,
     measure,
     out_file,
+    publish,
     split_project,
     start_as_a_stage,
 )
 from bench.workspace import ENV, add_run_arguments, write_params
 from imgclf import paths
-from imgclf.atomic import write_text
 from imgclf.cache import ImageCache
 from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import Trained, predict
@@ -162,10 +162,7 @@ def main() -> None:
         f"({describe()}):"
     )
     result = table(rounds, heading)
-    print(result)
-    if out:
-        command = f"Command: `python bench/allocator.py {' '.join(sys.argv[1:])}`"
-        write_text(out, f"{result}\n\n{command}\n")
+    publish(result, out)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench.ensemble import check_project
 from bench.machine import describe, run_measured
-from bench.throughput import compared_values, out_file
+from bench.throughput import compared_values, out_file, publish
 from bench.without_dvc import OUTPUTS, paths_of
 from bench.workspace import add_project_argument, check_keys, check_params, write_params
-from imgclf.atomic import write_text
 from imgclf.config import read_yaml
 from imgclf.errors import UserError, exit_on_user_error
 
@@ -203,10 +202,7 @@ def main() -> None:
         f"alternating ({describe()}):"
     )
     result = report(runs, compared, heading)
-    print(result)
-    if out:
-        command = f"Command: `python bench/stage_times.py {' '.join(sys.argv[1:])}`"
-        write_text(out, f"{result}\n\n{command}\n")
+    publish(result, out)
 
 
 if __name__ == "__main__":

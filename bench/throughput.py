@@ -195,6 +195,14 @@ def out_file(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path 
     return args.out.resolve() if args.out else None
 
 
+def publish(table: str, out: Path | None) -> None:
+    """Print the table and, with --out, write it to that file with the command that made it."""
+    print(table)
+    if out:
+        command = f"Command: `python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`"
+        write_text(out, f"{table}\n\n{command}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -238,10 +246,7 @@ def main() -> None:
             for name in paths.MODEL_NAMES:
                 rows[name]["stage"] = stage_rate(project, name)
     table = "\n".join([heading(args, key), *(table_row(name, row) for name, row in rows.items())])
-    print(table)
-    if out:
-        command = f"Command: `python bench/throughput.py {' '.join(sys.argv[1:])}`"
-        write_text(out, f"{table}\n\n{command}\n")
+    publish(table, out)
 
 
 def table_row(name: str, row: dict[str, float]) -> str:

@@ -21,6 +21,7 @@ from torch import nn
 from imgclf.config import TRANSFER_ARCHS
 from imgclf.errors import UserError
 from imgclf.models.classifier import Classifier
+from imgclf.models.same_padding import pad_inside_convolutions
 from imgclf.timm_names import missing_weights_message, timm_name, weights_location
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -41,6 +42,7 @@ def efficientnet_lite(variant: int) -> Callable[[int, int, bool], Classifier]:
             image_size=image_size,
             batch_norm_momentum=0.9,
         )
+        pad_inside_convolutions(net)
         if pretrained:
             state = torch.load(_lite_weights(variant), map_location="cpu", weights_only=True)
             del state["_fc.weight"], state["_fc.bias"]

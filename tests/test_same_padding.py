@@ -1,5 +1,5 @@
 """EfficientNet-Lite's symmetric 'same' padding is done by its convolutions, with the same
-results and the same weights."""
+sums (to rounding) and the same weights."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def test_the_library_network_computes_the_same_with_its_padding_moved(size, move
     assert list(changed.state_dict()) == list(plain.state_dict())
     pixels = torch.randn(2, 3, size, size)
     with torch.no_grad():
-        assert torch.equal(changed.eval()(pixels), plain.eval()(pixels))
+        # The same sums; a convolution kernel of another CPU may add them in another order.
+        torch.testing.assert_close(changed.eval()(pixels), plain.eval()(pixels))
 
 
 def test_training_gradients_are_those_of_the_library_network() -> None:

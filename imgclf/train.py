@@ -255,6 +255,7 @@ def write_outputs(
         "lr": run.params.train.lr * run.params.model(name).lr_mult,
         "optimizer": type(run.optimizer).__name__,
         "runtime": describe_runtime(run.device),
+        "processes": world_size(),  # hosts x train.nproc: more trains other weights
         "precision": "bfloat16" if run.bfloat16 else "float32",
         **origin,
     }

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +49,12 @@ def scratch_metrics(project: Path) -> dict:
     return json.loads((project / "metrics/train_scratch.json").read_text())["scratch"]
 
 
+def processes_recorded(project: Path) -> int:
+    """How many processes trained the scratch model, as its provenance says."""
+    record = json.loads((project / "metrics/provenance/train_scratch.json").read_text())
+    return record["scratch"]["processes"]
+
+
 def validation_of_saved_weights(project: Path) -> tuple[float, float]:
     """The validation loss and accuracy of the project's scratch checkpoint, in one process."""
     saved = checkpoint.load(project / paths.checkpoint("scratch"))
@@ -64,10 +73,12 @@ def validation_of_saved_weights(project: Path) -> tuple[float, float]:
 def test_two_processes_train_to_the_end_inside_dvc_and_match_one(learnable: Path) -> None:
     single = run(["dvc", "repro", "train_scratch"], learnable).stdout
     alone = scratch_metrics(learnable)
+    assert processes_recorded(learnable) == 1
     run(["git", "checkout", "-q", "--", "."], learnable)
 
     out = run(["dvc", "exp", "run", "-S", "train.nproc=2", "train_scratch"], learnable).stdout
     together = scratch_metrics(learnable)
+    assert processes_recorded(learnable) == 2
     for epoch in range(1, 7):  # only rank 0 reports (and writes): each epoch once
         assert out.count(f"scratch epoch {epoch}/6:") == 1, out
     assert single.count("scratch epoch 6/6:") == 1
@@ -79,6 +90,70 @@ def test_two_processes_train_to_the_end_inside_dvc_and_match_one(learnable: Path
     recorded = saved["val_loss"], saved["val_acc"]
     assert recorded == pytest.approx(validation_of_saved_weights(learnable), rel=1e-6, abs=0)
     assert sorted(p.name for p in (learnable / "metrics").iterdir() if p.name.startswith(".")) == []
+    run(["git", "checkout", "-q", "--", "."], learnable)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def files_and_times(folder: Path) -> dict[str, int]:
+    """Every file under `folder` with its modification time, Python's byte-code aside."""
+    return {
+        str(path.relative_to(folder)): path.stat().st_mtime_ns
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def test_two_hosts_train_as_one_group_and_only_the_first_writes(
+    learnable: Path, tmp_path: Path
+) -> None:
+    """Two hosts started as the README says (torchrun's PET_ variables; `dvc repro` on the
+    first, the stage's module on the other), here two copies of the project on one machine,
+    two processes each: one group of four, validated over all their shards."""
+    params = learnable / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("nproc: 1", "nproc: 2"))
+    other = tmp_path / "host1"
+    shutil.copytree(learnable, other, symlinks=True)
+    before = files_and_times(other)
+    hosts = {"PET_NNODES": "2", "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(free_port())}
+    log = tmp_path / "host1.log"  # a file, not a pipe that could fill while nobody reads it
+    with log.open("w") as output:
+        second = subprocess.Popen(
+            [sys.executable, "-m", "stages.train_scratch"],
+            cwd=other,
+            env=os.environ | hosts | {"PET_NODE_RANK": "1"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        first = run(
+            ["dvc", "repro", "train_scratch"],
+            learnable,
+            timeout=300,  # a second host that never joins must not hold the test for long
+            env=hosts | {"PET_NODE_RANK": "0"},
+        )
+        second.wait(timeout=120)
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+        params.write_text(original)
+    assert second.returncode == 0, log.read_text()
+    for epoch in range(1, 7):  # only the first host's first process reports
+        assert first.stdout.count(f"scratch epoch {epoch}/6:") == 1, first.stdout
+    assert "scratch epoch" not in log.read_text()
+    assert processes_recorded(learnable) == 4
+    assert scratch_metrics(learnable)["val_acc"] > 0.5, "four processes learned too little"
+    saved = checkpoint.load(learnable / paths.checkpoint("scratch"))
+    recorded = saved["val_loss"], saved["val_acc"]
+    assert recorded == pytest.approx(validation_of_saved_weights(learnable), rel=1e-6, abs=0)
+    changed = files_and_times(other).items() - before.items()
+    assert not changed, f"the second host wrote {sorted(dict(changed))}"
     run(["git", "checkout", "-q", "--", "."], learnable)
 
 

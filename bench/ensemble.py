@@ -128,9 +128,13 @@ TRAINED_PROJECT_FILES = (
 )
 
 
-def check_project(folder: Path, trained: bool = True) -> None:
+def check_project(
+    folder: Path, trained: bool = True, retrained: paths.ModelName | None = None
+) -> None:
     """Stop with one line, before any work, unless `folder` is a project (its params.yaml)
-    whose models are trained (with `trained`), saying what to pass or run instead."""
+    whose models are trained (with `trained`), saying what to pass or run instead. The model
+    `retrained` names may lack its checkpoint: the caller trains it again, and a run of it
+    that was stopped leaves none (DVC deletes a stage's outputs before it runs)."""
     if not (folder / "params.yaml").is_file():
         if (folder / "project").is_dir():
             raise UserError(
@@ -141,7 +145,12 @@ def check_project(folder: Path, trained: bool = True) -> None:
             f"{folder} is not a project folder (no params.yaml): pass a bench/run.py --work "
             "folder's project/, or a project whose models are trained"
         )
-    missing = [str(path) for path in TRAINED_PROJECT_FILES if not (folder / path).exists()]
+    not_needed = paths.checkpoint(retrained) if retrained else None
+    missing = [
+        str(path)
+        for path in TRAINED_PROJECT_FILES
+        if path != not_needed and not (folder / path).exists()
+    ]
     if trained and missing:
         raise UserError(
             f"{folder} has no trained models ({', '.join(missing)} missing): run `dvc repro` "

@@ -12,7 +12,9 @@ figures that evaluate writes mix seeds and are not reported. With --without-dvc 
 without DVC) the stages up to train_<model> run by their commands (bench/without_dvc.py). The
 table (rewritten after each seed, so a stopped run keeps the seeds it finished): each seed's
 kept epoch, validation and test accuracy, and minutes. The project's workspace ends with the
-last seed's parameters and models.
+last seed's parameters and models. A command stopped in a seed's training can be given again:
+the model's checkpoint is not needed (DVC deleted it), and its stage resumes from the last
+finished epoch, so that seed's minutes are not a whole run's.
 
 Every seed starts from the same parameters, the --set ones over them: the profile's, which
 bench/run.py keeps beside the project as WORK/profile-params.yaml (else the project's
@@ -80,7 +82,7 @@ def main() -> None:
     parser = build_parser()
     args = parser.parse_args()
     try:
-        check_project(args.project)
+        check_project(args.project, retrained=args.model)
         settings = settings_with_known_keys(args.set)
         if "seed" in settings:
             raise UserError("--set seed=...: give the seeds with --seeds")

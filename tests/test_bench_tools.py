@@ -15,6 +15,7 @@ import pytest
 
 from bench import ablation, allocator, classify, ema, ensemble, seeds, throughput
 from bench.workspace import write_params
+from imgclf import paths
 from tests.conftest import ROOT
 
 DEMO = str(ROOT / "data/demo")
@@ -161,6 +162,33 @@ def test_the_seeds_bench_checks_its_arguments_before_any_run(
     status, err = stopped(seeds.main, [*command, "--seeds", "1", *arguments])
     assert status == 2 and message in err[-1], err
     assert not (tmp_path / "x.md").exists()
+
+
+class WorkStarted(Exception):
+    pass
+
+
+def work_started(*args: object, **kwargs: object) -> None:
+    raise WorkStarted
+
+
+def test_the_seeds_bench_needs_no_checkpoint_of_the_model_it_retrains(
+    tmp_path: Path, stopped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A seeds run stopped in training leaves the project without that model's checkpoint
+    (DVC deletes a stage's outputs before running it): the next run retrains it anyway, but
+    evaluation needs the other model's."""
+    monkeypatch.setattr(seeds.Pipeline, "rerun", work_started)
+    for path in [Path("params.yaml"), *ensemble.TRAINED_PROJECT_FILES]:
+        if path != paths.checkpoint("transfer"):
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).touch()
+    command = ["--project", str(tmp_path), "--seeds", "2", "--out", str(tmp_path / "x.md")]
+    status, err = stopped(seeds.main, [*command, "--model", "scratch"])
+    assert status == 2 and "(models/transfer.pt missing): run `dvc repro`" in err[-1], err
+    monkeypatch.setattr(sys, "argv", ["bench/seeds.py", *command, "--model", "transfer"])
+    with pytest.raises(WorkStarted):
+        seeds.main()
 
 
 def test_the_averages_bench_names_each_key_where_it_trains_unlike_the_profile(

@@ -11,12 +11,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 import torch
 
+from bench.workspace import write_params
 from imgclf import checkpoint, paths
 from imgclf.cache import ImageCache
 from imgclf.loader import CachedImages, make_batches
@@ -93,6 +97,30 @@ def test_two_processes_train_to_the_end_inside_dvc_and_match_one(learnable: Path
     run(["git", "checkout", "-q", "--", "."], learnable)
 
 
+@contextmanager
+def params_changed(project: Path, changes: dict[str, Any]) -> Iterator[None]:
+    """The project's params.yaml with the dotted-key `changes`, restored on leaving whatever
+    happened: the module's tests share the project."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    write_params(params, params, changes)
+    try:
+        yield
+    finally:
+        params.write_text(original)
+
+
+@contextmanager
+def session_killed_on_leaving(process: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """`process` (started with start_new_session), its whole session killed on leaving if it
+    still runs: a failed test leaves no training process behind."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -114,35 +142,29 @@ def test_two_hosts_train_as_one_group_and_only_the_first_writes(
     """Two hosts started as the README says (torchrun's PET_ variables; `dvc repro` on the
     first, the stage's module on the other), here two copies of the project on one machine,
     two processes each: one group of four, validated over all their shards."""
-    params = learnable / "params.yaml"
-    original = params.read_text()
-    params.write_text(original.replace("nproc: 1", "nproc: 2"))
-    other = tmp_path / "host1"
-    shutil.copytree(learnable, other, symlinks=True)
-    before = files_and_times(other)
     hosts = {"PET_NNODES": "2", "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(free_port())}
     log = tmp_path / "host1.log"  # a file, not a pipe that could fill while nobody reads it
-    with log.open("w") as output:
-        second = subprocess.Popen(
-            [sys.executable, "-m", "stages.train_scratch"],
-            cwd=other,
-            env=os.environ | hosts | {"PET_NODE_RANK": "1"},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        first = run(
-            ["dvc", "repro", "train_scratch"],
-            learnable,
-            timeout=300,  # a second host that never joins must not hold the test for long
-            env=hosts | {"PET_NODE_RANK": "0"},
-        )
-        second.wait(timeout=120)
-    finally:
-        if second.poll() is None:
-            os.killpg(second.pid, signal.SIGKILL)
-        params.write_text(original)
+    other = tmp_path / "host1"
+    with params_changed(learnable, {"train.nproc": 2}):
+        shutil.copytree(learnable, other, symlinks=True)
+        before = files_and_times(other)
+        with log.open("w") as output:
+            second = subprocess.Popen(
+                [sys.executable, "-m", "stages.train_scratch"],
+                cwd=other,
+                env=os.environ | hosts | {"PET_NODE_RANK": "1"},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        with session_killed_on_leaving(second):
+            first = run(
+                ["dvc", "repro", "train_scratch"],
+                learnable,
+                timeout=300,  # a second host that never joins must not hold the test for long
+                env=hosts | {"PET_NODE_RANK": "0"},
+            )
+            second.wait(timeout=120)
     assert second.returncode == 0, log.read_text()
     for epoch in range(1, 7):  # only the first host's first process reports
         assert first.stdout.count(f"scratch epoch {epoch}/6:") == 1, first.stdout
@@ -158,35 +180,34 @@ def test_two_hosts_train_as_one_group_and_only_the_first_writes(
 
 
 def test_a_crashed_process_fails_the_stage_with_a_message_and_no_hang(learnable: Path) -> None:
-    params = learnable / "params.yaml"
-    original = params.read_text()
-    params.write_text(original.replace("nproc: 1", "nproc: 2").replace("epochs: 6", "epochs: 60"))
     checkpoint = learnable / "models/resume/scratch.pt"
-    stage = subprocess.Popen(
-        ["dvc", "repro", "-f", "train_scratch"],
-        cwd=learnable,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
     try:
-        deadline = time.monotonic() + 300
-        while not checkpoint.exists() and stage.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = [
-            child
-            for child in psutil.Process(stage.pid).children(recursive=True)
-            if child.environ().get("LOCAL_RANK") == "1"
-        ]
-        assert len(workers) == 1, "no second training process to crash"
-        workers[0].send_signal(signal.SIGKILL)
-        output, _ = stage.communicate(timeout=120)  # bounded: a hang fails the test
+        with (
+            params_changed(learnable, {"train.nproc": 2, "train.epochs": 60}),
+            session_killed_on_leaving(
+                subprocess.Popen(
+                    ["dvc", "repro", "-f", "train_scratch"],
+                    cwd=learnable,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    start_new_session=True,
+                )
+            ) as stage,
+        ):
+            deadline = time.monotonic() + 300
+            while not checkpoint.exists() and stage.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            workers = [
+                child
+                for child in psutil.Process(stage.pid).children(recursive=True)
+                if child.environ().get("LOCAL_RANK") == "1"
+            ]
+            assert len(workers) == 1, "no second training process to crash"
+            workers[0].send_signal(signal.SIGKILL)
+            output, _ = stage.communicate(timeout=120)  # bounded: a hang fails the test
     finally:
-        if stage.poll() is None:
-            os.killpg(stage.pid, signal.SIGKILL)
-        params.write_text(original)
-        checkpoint.unlink(missing_ok=True)
+        checkpoint.unlink(missing_ok=True)  # the module's other tests must not resume from it
     assert stage.returncode != 0
     assert "error: stages.train_scratch: a training process failed" in output, output
 

@@ -45,11 +45,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from bench.workspace import project_folder
+from bench.workspace import check_project, project_folder
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
-from imgclf.errors import UserError, exit_on_user_error
+from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import fit_weights, load_trained, split_logits
 from imgclf.models import equal_weights, mean_probability_logits
 from imgclf.samples import load_split_data
@@ -117,45 +117,6 @@ def main() -> None:
         print(f"| {label} | {fitted} | {val:.2%} | {test:.2%} |")
     val, test = (either_right(logits[s], targets[s]) for s in ("val", "test"))
     print(f"| {ORACLE_ROW} | - | {val:.2%} | {test:.2%} |")
-
-
-# What a project whose models are trained holds, relative to its root.
-TRAINED_PROJECT_FILES = (
-    paths.MANIFEST,
-    paths.SPLIT,
-    paths.CACHE,
-    *map(paths.checkpoint, paths.MODEL_NAMES),
-)
-
-
-def check_project(
-    folder: Path, trained: bool = True, retrained: paths.ModelName | None = None
-) -> None:
-    """Stop with one line, before any work, unless `folder` is a project (its params.yaml)
-    whose models are trained (with `trained`), saying what to pass or run instead. The model
-    `retrained` names may lack its checkpoint: the caller trains it again, and a run of it
-    that was stopped leaves none (DVC deletes a stage's outputs before it runs)."""
-    if not (folder / "params.yaml").is_file():
-        if (folder / "project").is_dir():
-            raise UserError(
-                f"{folder} is not a project but holds one (a bench/run.py --work folder): "
-                f"pass {folder / 'project'}"
-            )
-        raise UserError(
-            f"{folder} is not a project folder (no params.yaml): pass a bench/run.py --work "
-            "folder's project/, or a project whose models are trained"
-        )
-    not_needed = paths.checkpoint(retrained) if retrained else None
-    missing = [
-        str(path)
-        for path in TRAINED_PROJECT_FILES
-        if path != not_needed and not (folder / path).exists()
-    ]
-    if trained and missing:
-        raise UserError(
-            f"{folder} has no trained models ({', '.join(missing)} missing): run `dvc repro` "
-            "there first"
-        )
 
 
 def apply_experiment(name: str) -> None:

@@ -34,10 +34,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/seeds.py`
 
 from bench import without_dvc
-from bench.ensemble import check_project
 from bench.machine import describe, run_measured
 from bench.run import PROFILE_PARAMS, Pipeline, metrics
-from bench.workspace import add_project_argument, check_params, settings_with_known_keys
+from bench.workspace import (
+    add_project_argument,
+    check_params,
+    check_project,
+    settings_with_known_keys,
+)
 from imgclf import paths
 from imgclf.atomic import write_text
 from imgclf.errors import UserError, exit_on_user_error

@@ -30,11 +30,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/stage_times.py`
 
-from bench.ensemble import check_project
 from bench.machine import describe, run_measured
 from bench.throughput import compared_values, out_file, publish
 from bench.without_dvc import OUTPUTS, paths_of
-from bench.workspace import add_project_argument, check_keys, check_params, write_params
+from bench.workspace import (
+    add_project_argument,
+    check_keys,
+    check_params,
+    check_project,
+    write_params,
+)
 from imgclf.config import read_yaml
 from imgclf.errors import UserError, exit_on_user_error
 

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from imgclf import paths
 from imgclf.config import Params, describe, read_yaml
 from imgclf.errors import UserError
 
@@ -65,6 +66,45 @@ def project_folder(text: str) -> Path:
             f"no such project folder: {text} (a bench/run.py --work folder's project/)"
         )
     return Path(text)
+
+
+# What a project whose models are trained holds, relative to its root.
+TRAINED_PROJECT_FILES = (
+    paths.MANIFEST,
+    paths.SPLIT,
+    paths.CACHE,
+    *map(paths.checkpoint, paths.MODEL_NAMES),
+)
+
+
+def check_project(
+    folder: Path, trained: bool = True, retrained: paths.ModelName | None = None
+) -> None:
+    """Stop with one line, before any work, unless `folder` is a project (its params.yaml)
+    whose models are trained (with `trained`), saying what to pass or run instead. The model
+    `retrained` names may lack its checkpoint: the caller trains it again, and a run of it
+    that was stopped leaves none (DVC deletes a stage's outputs before it runs)."""
+    if not (folder / "params.yaml").is_file():
+        if (folder / "project").is_dir():
+            raise UserError(
+                f"{folder} is not a project but holds one (a bench/run.py --work folder): "
+                f"pass {folder / 'project'}"
+            )
+        raise UserError(
+            f"{folder} is not a project folder (no params.yaml): pass a bench/run.py --work "
+            "folder's project/, or a project whose models are trained"
+        )
+    not_needed = paths.checkpoint(retrained) if retrained else None
+    missing = [
+        str(path)
+        for path in TRAINED_PROJECT_FILES
+        if path != not_needed and not (folder / path).exists()
+    ]
+    if trained and missing:
+        raise UserError(
+            f"{folder} has no trained models ({', '.join(missing)} missing): run `dvc repro` "
+            "there first"
+        )
 
 
 def load_profile(name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from bench import ablation, allocator, classify, ema, ensemble, seeds, throughput
+from bench import ablation, allocator, classify, ema, ensemble, seeds, throughput, workspace
 from bench.workspace import write_params
 from imgclf import paths
 from tests.conftest import ROOT
@@ -155,7 +155,7 @@ def test_the_seeds_bench_checks_its_arguments_before_any_run(
 ) -> None:
     """On a project with trained models (files enough for the check), nothing is run."""
     monkeypatch.setattr(seeds.Pipeline, "rerun", no_work)
-    for path in [Path("params.yaml"), *ensemble.TRAINED_PROJECT_FILES]:
+    for path in [Path("params.yaml"), *workspace.TRAINED_PROJECT_FILES]:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).touch()
     command = ["--project", str(tmp_path), "--model", "transfer", "--out", "x.md"]
@@ -179,7 +179,7 @@ def test_the_seeds_bench_needs_no_checkpoint_of_the_model_it_retrains(
     (DVC deletes a stage's outputs before running it): the next run retrains it anyway, but
     evaluation needs the other model's."""
     monkeypatch.setattr(seeds.Pipeline, "rerun", work_started)
-    for path in [Path("params.yaml"), *ensemble.TRAINED_PROJECT_FILES]:
+    for path in [Path("params.yaml"), *workspace.TRAINED_PROJECT_FILES]:
         if path != paths.checkpoint("transfer"):
             (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / path).touch()

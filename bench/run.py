@@ -338,7 +338,7 @@ def training_columns(project: Path, name: str) -> dict:
     trained = metrics(project, f"train_{name}")[name]
     timing = metrics(project, f"timing/train_{name}")[name]
     return {
-        "epochs": trained["epochs_trained"],
+        "epoch kept": f"{trained['kept_epoch']} of {trained['epochs_trained']}",
         "training time": duration(timing["train_s"]),
         "training images/s": f"{timing['images_per_s']:.0f}",
         "peak memory": f"{timing['peak_rss_mb'] / 1024:.2f} GiB",
@@ -407,7 +407,7 @@ def original_row(pipeline: Pipeline, profile: dict) -> dict:
 
 
 def results_table(rows: list[dict]) -> str:
-    columns = ["model", "test accuracy", "macro F1", "epochs", "training time",
+    columns = ["model", "test accuracy", "macro F1", "epoch kept", "training time",
                "training images/s", "peak memory"]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,7 +72,11 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     assert "its parameters as the run used them are in `params.yaml`" in report
     assert "Project: commit " in report and "Submitted (submission.model: auto): the " in report
     assert " 0.0 min " not in report
-    assert "scratch (resnet, 16 px)" in report and "transfer (efficientnet_lite0, 16 px)" in report
+    for model in ("scratch (resnet, 16 px)", "transfer (efficientnet_lite0, 16 px)"):
+        kept = re.search(
+            rf"^\| {re.escape(model)} \|[^|]+\|[^|]+\| (\d+) of (\d+) \|", report, re.M
+        )
+        assert kept and 1 <= int(kept[1]) <= int(kept[2]), report  # the epoch kept, of those run
     assert "Machine: " in report and "torch " in report and "ensemble:" in report
     for model in ("scratch", "transfer", "ensemble"):
         with open(out / f"submission-{model}.csv", newline="") as file:
@@ -317,7 +322,9 @@ def test_the_original_row_trains_the_notebooks_network_on_the_profiles_runtime(
     monkeypatch.setattr(bench_run, "load_profile", lambda name: load_profile(name) | shrunk)
     profile = load_profile("cpu") | ONE_THREAD  # train.deterministic: false, unlike the start
     row = bench_run.original_row(Pipeline(project, False), profile)
-    assert row["model"] == "original notebook CNN (128 px, batch 32)" and row["epochs"] == 1
+    assert (
+        row["model"] == "original notebook CNN (128 px, batch 32)" and row["epoch kept"] == "1 of 1"
+    )
     assert 0 <= float(row["test accuracy"].rstrip("%")) <= 100
     ran = read_yaml(project / "params.yaml")
     assert ran["scratch"]["arch"] == "original" and ran["train"]["batch_size"] == 32

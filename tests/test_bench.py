@@ -261,7 +261,7 @@ def trained_as_the_stages_leave_it(
     checkpoint.save(project / paths.checkpoint(model), {"architecture": architecture})
     written = {
         "evaluate": {model: {"test_acc": 0.5, "test_f1": 0.5}},
-        f"train_{model}": {model: {"epochs_trained": 1}},
+        f"train_{model}": {model: {"kept_epoch": 1, "epochs_trained": 1}},
         f"timing/train_{model}": {model: {"train_s": train_s, "images_per_s": 9, "peak_rss_mb": 1}},
     }
     for name, content in written.items():

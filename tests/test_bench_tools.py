@@ -140,6 +140,15 @@ def test_the_ensemble_bench_on_an_untrained_project_is_one_line(
     assert err[0].endswith("missing): run `dvc repro` there first")
 
 
+def trained_project_files(folder: Path, missing: Path | None = None) -> None:
+    """Empty files where a trained project has its files (but `missing`): enough for the
+    benchmark tools' check of a project."""
+    for path in [Path("params.yaml"), *workspace.TRAINED_PROJECT_FILES]:
+        if path != missing:
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).touch()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -155,9 +164,7 @@ def test_the_seeds_bench_checks_its_arguments_before_any_run(
 ) -> None:
     """On a project with trained models (files enough for the check), nothing is run."""
     monkeypatch.setattr(seeds.Pipeline, "rerun", no_work)
-    for path in [Path("params.yaml"), *workspace.TRAINED_PROJECT_FILES]:
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).touch()
+    trained_project_files(tmp_path)
     command = ["--project", str(tmp_path), "--model", "transfer", "--out", "x.md"]
     status, err = stopped(seeds.main, [*command, "--seeds", "1", *arguments])
     assert status == 2 and message in err[-1], err
@@ -179,10 +186,7 @@ def test_the_seeds_bench_needs_no_checkpoint_of_the_model_it_retrains(
     (DVC deletes a stage's outputs before running it): the next run retrains it anyway, but
     evaluation needs the other model's."""
     monkeypatch.setattr(seeds.Pipeline, "rerun", work_started)
-    for path in [Path("params.yaml"), *workspace.TRAINED_PROJECT_FILES]:
-        if path != paths.checkpoint("transfer"):
-            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / path).touch()
+    trained_project_files(tmp_path, missing=paths.checkpoint("transfer"))
     command = ["--project", str(tmp_path), "--seeds", "2", "--out", str(tmp_path / "x.md")]
     status, err = stopped(seeds.main, [*command, "--model", "scratch"])
     assert status == 2 and "(models/transfer.pt missing): run `dvc repro`" in err[-1], err

@@ -14,7 +14,7 @@ table (rewritten after each seed, so a stopped run keeps the seeds it finished):
 kept epoch, validation and test accuracy, and minutes. The project's workspace ends with the
 last seed's parameters and models. A command stopped in a seed's training can be given again:
 the model's checkpoint is not needed (DVC deleted it), and its stage resumes from the last
-finished epoch, so that seed's minutes are not a whole run's.
+finished epoch; that seed's minutes, marked "resumed after epoch N", are not a whole run's.
 
 Every seed starts from the same parameters, the --set ones over them: the profile's, which
 bench/run.py keeps beside the project as WORK/profile-params.yaml (else the project's
@@ -138,11 +138,16 @@ def experiment_name(model: str, seed: int) -> str:
 
 
 def row(project: Path, model: str, seed: int, seconds: float) -> str:
-    trained = metrics(project, paths.training_stage(model))[model]
+    stage = paths.training_stage(model)
+    trained = metrics(project, stage)[model]
     tested = metrics(project, "evaluate")[model]
+    resumed_after = metrics(project, f"timing/{stage}")[model].get("resumed_after_epoch")
+    minutes = f"{seconds / 60:.1f}" + (
+        f" (resumed after epoch {resumed_after})" if resumed_after else ""
+    )
     return (
         f"| {seed} | {trained['kept_epoch']} of {trained['epochs_trained']} |"
-        f" {trained['val_acc']:.2%} | {tested['test_acc']:.2%} | {seconds / 60:.1f} |"
+        f" {trained['val_acc']:.2%} | {tested['test_acc']:.2%} | {minutes} |"
     )
 
 
@@ -161,7 +166,8 @@ def report(args: argparse.Namespace, start_file: Path, rows: list[str]) -> str:
         f"Machine: {describe()}\n\n"
         "| seed | epoch kept | val accuracy (kept) | test accuracy | minutes |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        "Minutes: the split, check, training and evaluation of that seed.\n\n"
+        "Minutes: the split, check, training and evaluation of that seed (of a resumed seed,"
+        " only the epochs after the resume).\n\n"
         f"Command: `python bench/seeds.py {' '.join(sys.argv[1:])}`\n"
     )
 

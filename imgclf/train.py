@@ -176,6 +176,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
     seed_everything(params.seed)
     run = prepare_run(name, params, load_split_data(paths.MANIFEST, paths.SPLIT), device)
     progress = resume(run) or Progress(select=params.train.select)
+    resumed_after = progress.epoch or None  # the epochs an earlier, stopped run finished
     started = time.perf_counter()
     train_seconds, images_seen = 0.0, 0
     net: nn.Module | None = None
@@ -226,6 +227,7 @@ def train(name: ModelName, params: Params, device: torch.device) -> dict[str, An
         **{key: round(kept[key], 6) for key in ("train_loss", "train_acc", "val_loss", "val_acc")},
     }
     timing = {
+        "resumed_after_epoch": resumed_after,  # train_s and images/s: the epochs after it
         "train_s": round(time.perf_counter() - started, 2),
         "images_per_s": round(images_seen / train_seconds, 1) if train_seconds else None,
         "peak_rss_mb": peak_rss_mb(),

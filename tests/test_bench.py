@@ -28,6 +28,7 @@ from bench.machine import describe
 from bench.resolution import main as resolution_main
 from bench.run import Pipeline, model_row, original_settings, remove_abandoned
 from bench.run import main as run_main
+from bench.seeds import row as seeds_row
 from bench.throughput import WARMUP, bound_rate, endless, heading, warmup_steps
 from bench.workspace import load_profile
 from imgclf import checkpoint, paths
@@ -255,14 +256,19 @@ def test_the_throughput_bench_times_steps_from_an_epoch_start(workdir, make_para
 
 
 def trained_as_the_stages_leave_it(
-    project: Path, model: str, architecture: dict, train_s: float
+    project: Path,
+    model: str,
+    architecture: dict,
+    train_s: float,
+    resumed_after_epoch: int | None = None,
 ) -> None:
-    """A checkpoint of `architecture` and the metrics files the report reads for `model`."""
+    """A checkpoint of `architecture` and the metrics files the reports read for `model`."""
     checkpoint.save(project / paths.checkpoint(model), {"architecture": architecture})
+    timing = {"resumed_after_epoch": resumed_after_epoch, "train_s": train_s}
     written = {
         "evaluate": {model: {"test_acc": 0.5, "test_f1": 0.5}},
-        f"train_{model}": {model: {"kept_epoch": 1, "epochs_trained": 1}},
-        f"timing/train_{model}": {model: {"train_s": train_s, "images_per_s": 9, "peak_rss_mb": 1}},
+        f"train_{model}": {model: {"kept_epoch": 2, "epochs_trained": 3, "val_acc": 0.75}},
+        f"timing/train_{model}": {model: {**timing, "images_per_s": 9, "peak_rss_mb": 1}},
     }
     for name, content in written.items():
         path = project / paths.METRICS / f"{name}.json"
@@ -578,3 +584,15 @@ def test_a_short_training_time_is_given_in_seconds(tmp_path: Path) -> None:
     built = {"arch": "resnet", "image_size": 16}
     trained_as_the_stages_leave_it(tmp_path, "scratch", built, train_s=42)
     assert model_row(tmp_path, "scratch")["training time"] == "42 s"
+
+
+def test_a_seed_resumed_after_a_stop_is_marked_in_the_seeds_report(tmp_path: Path) -> None:
+    # Its minutes cover only the epochs after the resume: a reader must not take them for a
+    # whole run's.
+    built = {"arch": "resnet", "image_size": 16}
+    trained_as_the_stages_leave_it(tmp_path, "scratch", built, train_s=42)
+    assert seeds_row(tmp_path, "scratch", 1, 90.0) == "| 1 | 2 of 3 | 75.00% | 50.00% | 1.5 |"
+    trained_as_the_stages_leave_it(tmp_path, "scratch", built, train_s=42, resumed_after_epoch=2)
+    assert seeds_row(tmp_path, "scratch", 1, 90.0) == (
+        "| 1 | 2 of 3 | 75.00% | 50.00% | 1.5 (resumed after epoch 2) |"
+    )

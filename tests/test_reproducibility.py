@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -177,13 +178,17 @@ def test_a_run_killed_after_a_checkpoint_resumes_and_ends_as_an_unbroken_one(tmp
     assert checkpoint.exists(), "the run ended before its first checkpoint could be killed"
 
     out = run(["dvc", "repro", "train_scratch"], project).stdout
-    assert "scratch: resuming from epoch" in out
+    resuming = re.search(r"scratch: resuming from epoch (\d+)", out)
+    assert resuming, out
     assert not checkpoint.exists()
     resumed = read_json(project / "metrics/train_scratch.json")["scratch"]
     resumed_weights = scratch_weights(project)
+    timing = project / "metrics/timing/train_scratch.json"
+    assert read_json(timing)["scratch"]["resumed_after_epoch"] == int(resuming[1])
 
     out = run(["dvc", "repro", "-f", "--no-run-cache", "train_scratch"], project).stdout
     assert "resuming" not in out
+    assert read_json(timing)["scratch"]["resumed_after_epoch"] is None
     unbroken = read_json(project / "metrics/train_scratch.json")["scratch"]
     assert resumed["epochs_trained"] == unbroken["epochs_trained"] == 6
     assert resumed == unbroken

@@ -141,6 +141,7 @@ def row(project: Path, model: str, seed: int, seconds: float) -> str:
     stage = paths.training_stage(model)
     trained = metrics(project, stage)[model]
     tested = metrics(project, "evaluate")[model]
+    # The project's own stages wrote it: one copied from before 9bd23b2 writes no such key.
     resumed_after = metrics(project, f"timing/{stage}")[model].get("resumed_after_epoch")
     minutes = f"{seconds / 60:.1f}" + (
         f" (resumed after epoch {resumed_after})" if resumed_after else ""

@@ -596,3 +596,7 @@ def test_a_seed_resumed_after_a_stop_is_marked_in_the_seeds_report(tmp_path: Pat
     assert seeds_row(tmp_path, "scratch", 1, 90.0) == (
         "| 1 | 2 of 3 | 75.00% | 50.00% | 1.5 (resumed after epoch 2) |"
     )
+    # A project bench/run.py copied from a commit before the stages wrote the key.
+    timing = tmp_path / paths.METRICS / "timing/train_scratch.json"
+    timing.write_text(json.dumps({"scratch": {"train_s": 42}}))
+    assert seeds_row(tmp_path, "scratch", 1, 90.0) == "| 1 | 2 of 3 | 75.00% | 50.00% | 1.5 |"

@@ -13,7 +13,7 @@ from imgclf import paths
 from imgclf.predict import loss_and_accuracy
 from imgclf.runtime import cpu_computes_bf16_natively, uses_bfloat16
 from imgclf.samples import load_split_data
-from imgclf.train import prepare_run, train_step, training_input
+from imgclf.train import emulated_bfloat16, prepare_run, train_step, training_input
 from tests.conftest import ROOT, run_stage
 
 CPU = torch.device("cpu")
@@ -58,6 +58,32 @@ def test_a_models_own_precision_overrides_the_shared_one(workdir, make_params) -
     assert scratch_in_bf16(train__precision="bfloat16", transfer__precision="float32")
     assert not scratch_in_bf16(train__precision="bfloat16", scratch__precision="float32")
     assert scratch_in_bf16(train__precision="float32", scratch__precision="bfloat16")
+
+
+def test_bf16_on_a_cpu_that_can_only_emulate_it_is_told_naming_the_key_that_asked(
+    workdir, make_params, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir(data__root=str(ROOT / "data/demo"), data__image_size=16, split__max_train_per_class=8)
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    data = load_split_data(paths.MANIFEST, paths.SPLIT)
+
+    def warning(native: bool, **changes: str | bool) -> str | None:
+        for module in ("imgclf.runtime", "imgclf.train"):  # as a CPU with or without bf16 units
+            monkeypatch.setattr(f"{module}.cpu_computes_bf16_natively", lambda: native)
+        return emulated_bfloat16(
+            prepare_run("scratch", make_params(scratch__width=8, **changes), data, CPU)
+        )
+
+    told = warning(False, train__precision="bfloat16")
+    assert told is not None and told.startswith("train.precision is bfloat16, which this CPU")
+    assert told.endswith("set train.precision to auto or float32")
+    told = warning(False, train__precision="float32", scratch__precision="bfloat16")
+    assert told is not None and told.endswith("set scratch.precision to auto or float32")
+    assert warning(True, train__precision="bfloat16") is None
+    assert warning(False, train__precision="float32") is None
+    assert warning(False, train__precision="auto", train__deterministic=False) is None
+    assert warning(True, train__precision="auto", train__deterministic=False) is None
 
 
 def test_auto_keeps_float32_where_results_must_be_the_same_everywhere() -> None:

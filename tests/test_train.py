@@ -50,3 +50,16 @@ def test_a_kept_model_no_better_than_guessing_is_told(
     printed = capsys.readouterr().out
     assert "warning: train_scratch: the kept model (val acc 0." in printed
     assert "the learning rate (train.lr 1e-09 times scratch.lr_mult" in printed
+
+
+def test_a_stage_told_to_train_in_bf16_on_a_cpu_that_can_only_emulate_it_says_so_and_trains(
+    workdir, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir(**(SMALL_DEMO | {"train__epochs": 1}), train__precision="bfloat16", scratch__width=8)
+    split_the_data(capsys)
+    for module in ("imgclf.runtime", "imgclf.train"):  # as on a CPU without AVX-512 BF16 or AMX
+        monkeypatch.setattr(f"{module}.cpu_computes_bf16_natively", lambda: False)
+    assert run_stage("train_scratch") == 0
+    printed = capsys.readouterr().out
+    assert "warning: train_scratch: train.precision is bfloat16, which this CPU can only" in printed
+    assert paths.checkpoint("scratch").exists()

@@ -294,8 +294,8 @@ def emulated_bfloat16(run: Run) -> str | None:
     key = f"{run.name}.precision" if run.params.model(run.name).precision else "train.precision"
     return (
         f"{key} is bfloat16, which this CPU can only emulate (it has neither AVX-512 BF16 nor "
-        "AMX): on such a CPU bf16 trained the scratch network 16 times slower than float32; "
-        f"set {key} to auto or float32"
+        "AMX): on a Zen 3 AMD EPYC bf16 trained the scratch network 16 times slower than "
+        f"float32; set {key} to auto or float32"
     )
 
 

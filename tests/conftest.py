@@ -78,6 +78,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Pa
     return make
 
 
+def pretend_cpu_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """As on a CPU with (native) or without AVX-512 BF16 or AMX, wherever the code asks."""
+    for module in ("imgclf.runtime", "imgclf.train"):
+        monkeypatch.setattr(f"{module}.cpu_computes_bf16_natively", lambda: native)
+
+
 def run_stage(name: str) -> int:
     """Run stages/<name>.py's main() here; return its exit status."""
     try:

@@ -14,7 +14,7 @@ from imgclf.predict import loss_and_accuracy
 from imgclf.runtime import cpu_computes_bf16_natively, uses_bfloat16
 from imgclf.samples import load_split_data
 from imgclf.train import emulated_bfloat16, prepare_run, train_step, training_input
-from tests.conftest import ROOT, run_stage
+from tests.conftest import ROOT, pretend_cpu_bf16, run_stage
 
 CPU = torch.device("cpu")
 
@@ -69,8 +69,7 @@ def test_bf16_on_a_cpu_that_can_only_emulate_it_is_told_naming_the_key_that_aske
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
 
     def warning(native: bool, **changes: str | bool) -> str | None:
-        for module in ("imgclf.runtime", "imgclf.train"):  # as a CPU with or without bf16 units
-            monkeypatch.setattr(f"{module}.cpu_computes_bf16_natively", lambda: native)
+        pretend_cpu_bf16(monkeypatch, native)
         return emulated_bfloat16(
             prepare_run("scratch", make_params(scratch__width=8, **changes), data, CPU)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imgclf import paths
-from tests.conftest import SMALL_DEMO, run_stage
+from tests.conftest import SMALL_DEMO, pretend_cpu_bf16, run_stage
 
 pytestmark = pytest.mark.slow  # each runs prepare, split and a training stage
 
@@ -57,8 +57,7 @@ def test_a_stage_told_to_train_in_bf16_on_a_cpu_that_can_only_emulate_it_says_so
 ) -> None:
     workdir(**(SMALL_DEMO | {"train__epochs": 1}), train__precision="bfloat16", scratch__width=8)
     split_the_data(capsys)
-    for module in ("imgclf.runtime", "imgclf.train"):  # as on a CPU without AVX-512 BF16 or AMX
-        monkeypatch.setattr(f"{module}.cpu_computes_bf16_natively", lambda: False)
+    pretend_cpu_bf16(monkeypatch, native=False)
     assert run_stage("train_scratch") == 0
     printed = capsys.readouterr().out
     assert "warning: train_scratch: train.precision is bfloat16, which this CPU can only" in printed

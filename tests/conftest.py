@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import shutil
@@ -126,12 +127,24 @@ def make_project(folder: Path, **overrides: Any) -> Path:
 @pytest.fixture(scope="session")
 def first_repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A project after one full `dvc repro`, committed, and what that `dvc repro` printed.
-    The full run takes minutes, so the modules share this one."""
-    project = make_project(tmp_path_factory.mktemp("repro"))
-    printed = run(["dvc", "repro"], project).stdout
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "first run"], project)
-    return project, printed
+    The full run takes a minute or more, so the modules share it, and so do `make test`'s
+    two test processes (pytest-xdist's workers): the first to need it runs it, the other
+    waits for it if it is still running, and each gets a copy of its own to work in."""
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        shared = shared.parent  # the folder of this session's workers' temporary folders
+    pristine, printed = shared / "first_repro", shared / "first_repro.log"
+    with open(shared / "first_repro.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not printed.exists():
+            project = make_project(pristine)
+            output = run(["dvc", "repro"], project).stdout
+            run(["git", "add", "-A"], project)
+            run(["git", "commit", "-q", "-m", "first run"], project)
+            printed.write_text(output)
+    copy = tmp_path_factory.mktemp("repro") / "project"
+    copy_repository(pristine / "project", copy)
+    return copy, printed.read_text()
 
 
 @pytest.fixture
@@ -153,18 +166,22 @@ def workspace_state(project: Path) -> str:
 @pytest.fixture(scope="module")
 def repro_copy(first_repro: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of first_repro's project (git, DVC cache and all) for one module to change at
-    will: seconds to make, where the full run it copies takes minutes. Without .dvc/tmp,
-    DVC's per-checkout state (locks, the experiment queue's broker): a queue worker that an
-    earlier test started there may still be deleting its message files while the copy reads
-    them, which failed a copy once."""
-    source = first_repro[0]
+    will: seconds to make, where the full run it copies takes a minute or more."""
     copy = tmp_path_factory.mktemp("copy") / "project"
+    copy_repository(first_repro[0], copy)
+    return copy
+
+
+def copy_repository(source: Path, target: Path) -> None:
+    """A copy of a git + DVC project, but .dvc/tmp: DVC's per-checkout state (locks, the
+    experiment queue's broker), which it makes again. A queue worker that an earlier test
+    started in `source` may still be deleting its message files while the copy reads them,
+    which failed a copy once."""
 
     def dvc_tmp(folder: str, names: list[str]) -> list[str]:
         return ["tmp"] if Path(folder) == source / ".dvc" else []
 
-    shutil.copytree(source, copy, symlinks=True, ignore=dvc_tmp)
-    return copy
+    shutil.copytree(source, target, symlinks=True, ignore=dvc_tmp)
 
 
 def assert_legible_png(path: Path, min_side: int = 300, max_side: int = 4000) -> None:

@@ -43,6 +43,7 @@ from bench.workspace import (
 from imgclf.atomic import write_text
 from imgclf.config import read_yaml
 from imgclf.errors import UserError, exit_on_user_error
+from imgclf.wording import counted
 
 # ingredient -> the parameters that switch it off (the recipe's value is the profile's)
 WITHOUT = {
@@ -188,7 +189,7 @@ def main() -> None:
         runner = "its stages" if args.without_dvc else "dvc exp run"
         for number, (label, settings) in enumerate(plan):
             started = time.perf_counter()
-            kept = f"{args.out / REPORT} holds the {len(runs)} runs before it"
+            kept = f"{args.out / REPORT} holds the {counted(len(runs), 'run')} before it"
             kept = kept if runs else "no run finished before it"
             try:
                 pipeline.run(f"ablation-{number}", settings)

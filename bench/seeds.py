@@ -45,6 +45,7 @@ from bench.workspace import (
 from imgclf import paths
 from imgclf.atomic import write_text
 from imgclf.errors import UserError, exit_on_user_error
+from imgclf.wording import counted
 
 WITHOUT_DVC_SCRIPT = str(Path(without_dvc.__file__).resolve())
 
@@ -113,7 +114,7 @@ def main() -> None:
         except subprocess.CalledProcessError as error:
             raise SystemExit(
                 f"seed {seed} failed ({runner} exited {error.returncode}; its output is above); "
-                f"{args.out} holds the {len(rows)} seeds before it"
+                f"{args.out} holds the {counted(len(rows), 'seed')} before it"
             ) from None
         except KeyboardInterrupt:
             print(

@@ -138,27 +138,28 @@ def run_stage_times(project: Path, *args: str) -> subprocess.CompletedProcess[st
     return subprocess.run([*command, *args], env=env, capture_output=True, text=True)
 
 
-def stage_times_table(project: Path, out: Path, compare: str) -> str:
-    """The table of evaluate timed once under each variant of `compare`."""
-    args = ["--stages", "evaluate", "--compare", compare, "--rounds", "1", "--out", str(out)]
+def stage_times_table(project: Path, out: Path, stage: str, compare: str) -> str:
+    """The table of `stage` timed once under each variant of `compare`."""
+    args = ["--stages", stage, "--compare", compare, "--rounds", "1", "--out", str(out)]
     result = run_stage_times(project, *args)
     assert result.returncode == 0, result.stderr
     return out.read_text()
 
 
-@pytest.mark.slow  # evaluate four times
+@pytest.mark.slow  # evaluate twice, make_submission twice
 def test_the_stage_bench_times_each_variant_and_puts_params_back(
     trained_demo: Path, tmp_path: Path
 ) -> None:
     params = (trained_demo / "params.yaml").read_bytes()
-    table = stage_times_table(trained_demo, tmp_path / "malloc.md", "malloc")
+    table = stage_times_table(trained_demo, tmp_path / "malloc.md", "evaluate", "malloc")
     assert "| evaluate | malloc as it comes |" in table and "| evaluate | kept |" in table
     assert "Outputs of evaluate: the same bytes in every run." in table
     assert "Command: `python bench/stage_times.py --project" in table
 
-    table = stage_times_table(trained_demo, tmp_path / "batch.md", "evaluate.batch_size=8,16")
-    rows = [line.split(" | ")[1] for line in table.splitlines() if line.startswith("| evaluate")]
-    assert rows == ["evaluate.batch_size=8", "evaluate.batch_size=16"]
+    compare = "submission.id_from=stem,path"
+    table = stage_times_table(trained_demo, tmp_path / "ids.md", "make_submission", compare)
+    rows = [line.split(" | ")[1] for line in table.splitlines() if line.startswith("| make_")]
+    assert rows == ["submission.id_from=stem", "submission.id_from=path"]
     assert (trained_demo / "params.yaml").read_bytes() == params
 
 

@@ -155,13 +155,12 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     assert (project / "models/transfer.pt").read_bytes() == transfer
     assert read_yaml(project / "params.yaml")["seed"] == 2
     assert read_yaml(project / "params.yaml")["scratch"]["dropout"] == 0.3
-    # The next command starts from the profile's parameters, not from where the last left off.
+    # Each seed starts from the profile's parameters (test_each_run_of_a_pipeline_starts_from_
+    # its_start_parameters: not from where the last run left off), kept beside the project.
     kept = work / "profile-params.yaml"
     assert kept.read_text() == (out / "params.yaml").read_text()
-    run([*seeds, "--seeds", "3", "--out", str(table)], ROOT)
-    assert f"each seed starting from `{kept}` with these over it: none" in table.read_text()
-    assert read_yaml(project / "params.yaml")["scratch"]["dropout"] is None
-    assert read_yaml(project / "params.yaml")["seed"] == 3
+    starting = f"each seed starting from `{kept}` with these over it: `scratch.dropout=0.3`"
+    assert starting in table.read_text()
     listed = run(["dvc", "exp", "list", "--name-only"], project).stdout.split()
     assert {name.rpartition("-")[0].rpartition("-")[0] for name in listed} >= {
         "scratch-seed1",
@@ -475,18 +474,20 @@ def wait_while_running(process: subprocess.Popen, condition: Callable[[], bool])
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("stop", "status"),
+    ("stop", "status", "written"),
     [
-        (lambda pid: os.killpg(pid, signal.SIGINT), 130),  # Ctrl-C, to the process group
-        (lambda pid: os.kill(pid, signal.SIGTERM), 143),  # `kill`, to the benchmark alone
+        # Ctrl-C, to the process group, once the run has written its first submission
+        (lambda pid: os.killpg(pid, signal.SIGINT), 130, "submission-*.csv"),
+        # `kill`, to the benchmark alone, once the split is written: while a stage runs
+        (lambda pid: os.kill(pid, signal.SIGTERM), 143, "split.csv"),
     ],
     ids=["ctrl-c", "sigterm"],
 )
 def test_an_interrupted_run_leaves_the_earlier_out_whole_and_nothing_running(
-    stop: Callable[[int], None], status: int, tmp_path: Path
+    stop: Callable[[int], None], status: int, written: str, tmp_path: Path
 ) -> None:
-    # Stopped once the run has written its first submission: OUT stays the earlier run's, the
-    # temporary folders are gone, and so is every process the run started.
+    # Stopped once the run has written a file that matches `written`: OUT stays the earlier
+    # run's, the temporary folders are gone, and so is every process the run started.
     out = tmp_path / "out"
     out.mkdir()
     earlier = {"results.md": "# the earlier run\n", "submission-scratch.csv": "id,label\n"}
@@ -496,10 +497,7 @@ def test_an_interrupted_run_leaves_the_earlier_out_whole_and_nothing_running(
     process = start_tiny_run(out, tmp_path / "tmp")
     wait_while_running(
         process,
-        lambda: any(
-            path.read_text() != earlier.get(path.name)
-            for path in tmp_path.rglob("submission-*.csv")
-        ),
+        lambda: any(path.read_text() != earlier.get(path.name) for path in tmp_path.rglob(written)),
     )
     started = psutil.Process(process.pid).children(recursive=True)
     stop(process.pid)

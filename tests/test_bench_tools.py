@@ -215,6 +215,16 @@ def test_the_averages_bench_names_each_key_where_it_trains_unlike_the_profile(
     )
 
 
+def test_the_seeds_bench_starts_from_the_given_file_else_the_profiles_else_the_projects(
+    tmp_path: Path,
+) -> None:
+    project, given = tmp_path / "project", tmp_path / "mine.yaml"
+    assert seeds.starting_params(project, None) == project / "params.yaml"
+    (tmp_path / "profile-params.yaml").touch()  # bench/run.py keeps it beside the project
+    assert seeds.starting_params(project, None) == tmp_path / "profile-params.yaml"
+    assert seeds.starting_params(project, given) == given
+
+
 @pytest.mark.parametrize(
     ("seed_list", "expected"),
     [([0], "The scratch model at seed 0"), ([1, 2], "The scratch model at seeds 1, 2")],

@@ -143,7 +143,8 @@ def first_repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             run(["git", "commit", "-q", "-m", "first run"], project)
             printed.write_text(output)
     copy = tmp_path_factory.mktemp("repro") / "project"
-    copy_repository(pristine / "project", copy)
+    # .dvc/tmp too, as `dvc repro` left it: no DVC command runs in the pristine project again.
+    shutil.copytree(pristine / "project", copy, symlinks=True)
     return copy, printed.read_text()
 
 

@@ -125,18 +125,21 @@ def make_project(folder: Path, **overrides: Any) -> Path:
 
 
 @pytest.fixture(scope="session")
-def first_repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def first_repro(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path, str]:
     """A project after one full `dvc repro`, committed, and what that `dvc repro` printed.
     The full run takes a minute or more, so the modules share it, and so do `make test`'s
     two test processes (pytest-xdist's workers): the first to need it runs it, the other
     waits for it if it is still running, and each gets a copy of its own to work in."""
     shared = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
+    if hasattr(request.config, "workerinput"):  # in a pytest-xdist worker
         shared = shared.parent  # the folder of this session's workers' temporary folders
     pristine, printed = shared / "first_repro", shared / "first_repro.log"
     with open(shared / "first_repro.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not printed.exists():
+            shutil.rmtree(pristine, ignore_errors=True)  # what a failed run in the other left
             project = make_project(pristine)
             output = run(["dvc", "repro"], project).stdout
             run(["git", "add", "-A"], project)

@@ -170,22 +170,18 @@ def workspace_state(project: Path) -> str:
 @pytest.fixture(scope="module")
 def repro_copy(first_repro: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of first_repro's project (git, DVC cache and all) for one module to change at
-    will: seconds to make, where the full run it copies takes a minute or more."""
+    will: seconds to make, where the full run it copies takes a minute or more. Without
+    .dvc/tmp, DVC's per-checkout state (locks, the experiment queue's broker): a queue worker
+    that an earlier test started there may still be deleting its message files while the copy
+    reads them, which failed a copy once."""
+    source = first_repro[0]
     copy = tmp_path_factory.mktemp("copy") / "project"
-    copy_repository(first_repro[0], copy)
-    return copy
-
-
-def copy_repository(source: Path, target: Path) -> None:
-    """A copy of a git + DVC project, but .dvc/tmp: DVC's per-checkout state (locks, the
-    experiment queue's broker), which it makes again. A queue worker that an earlier test
-    started in `source` may still be deleting its message files while the copy reads them,
-    which failed a copy once."""
 
     def dvc_tmp(folder: str, names: list[str]) -> list[str]:
         return ["tmp"] if Path(folder) == source / ".dvc" else []
 
-    shutil.copytree(source, target, symlinks=True, ignore=dvc_tmp)
+    shutil.copytree(source, copy, symlinks=True, ignore=dvc_tmp)
+    return copy
 
 
 def assert_legible_png(path: Path, min_side: int = 300, max_side: int = 4000) -> None:

@@ -155,8 +155,8 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     assert (project / "models/transfer.pt").read_bytes() == transfer
     assert read_yaml(project / "params.yaml")["seed"] == 2
     assert read_yaml(project / "params.yaml")["scratch"]["dropout"] == 0.3
-    # Each seed starts from the profile's parameters (test_each_run_of_a_pipeline_starts_from_
-    # its_start_parameters: not from where the last run left off), kept beside the project.
+    # Each seed starts from the profile's parameters kept beside the project, not from where
+    # the last run left off (Pipeline's own test, below, shows the reset between runs).
     kept = work / "profile-params.yaml"
     assert kept.read_text() == (out / "params.yaml").read_text()
     starting = f"each seed starting from `{kept}` with these over it: `scratch.dropout=0.3`"

@@ -90,7 +90,8 @@ def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow  # prepare, split and both training stages
-@pytest.mark.parametrize("stage", ["train_scratch", "evaluate", "make_submission", "export"])
+# evaluate: the stage bench's "kept" case below runs it as its command does and checks the same
+@pytest.mark.parametrize("stage", ["train_scratch", "make_submission", "export"])
 def test_every_stage_that_runs_a_network_keeps_the_memory_it_frees(
     trained_demo: Path, stage: str
 ) -> None:

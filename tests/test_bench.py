@@ -140,17 +140,17 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     ]
     assert "mean of the 2 scratch models" in pooled and "mean of the 1 transfer models" in pooled
 
-    # One model retrained at other seeds: a row each, as its metrics say; the other untouched.
+    # One model retrained at another seed: its row, as its metrics say; the other untouched.
+    # (One seed: what a second adds, that it too starts from the kept parameters, is
+    # `seeds.starting_params`' and Pipeline's own tests.)
     project = work / "project"
     transfer = (project / "models/transfer.pt").read_bytes()
     table = tmp_path / "seeds.md"
     seeds = [sys.executable, "bench/seeds.py", "--project", str(project), "--model", "scratch"]
-    run([*seeds, "--seeds", "1", "2", "--set", "scratch.dropout=0.3", "--out", str(table)], ROOT)
-    rows = [
-        line.split(" | ") for line in table.read_text().splitlines() if line[:4] in ("| 1 ", "| 2 ")
-    ]
+    run([*seeds, "--seeds", "2", "--set", "scratch.dropout=0.3", "--out", str(table)], ROOT)
+    rows = [line.split(" | ") for line in table.read_text().splitlines() if line[:3] == "| 2"]
     tested = json.loads((project / "metrics/evaluate.json").read_text())["scratch"]
-    assert [cells[:2] for cells in rows] == [["| 1", "1 of 1"], ["| 2", "1 of 1"]]
+    assert [cells[:2] for cells in rows] == [["| 2", "1 of 1"]]
     assert rows[-1][3] == f"{tested['test_acc']:.2%}"
     assert (project / "models/transfer.pt").read_bytes() == transfer
     assert read_yaml(project / "params.yaml")["seed"] == 2
@@ -162,10 +162,7 @@ def test_the_benchmark_command_writes_its_table_and_a_submission_per_model(tmp_p
     starting = f"each seed starting from `{kept}` with these over it: `scratch.dropout=0.3`"
     assert starting in table.read_text()
     listed = run(["dvc", "exp", "list", "--name-only"], project).stdout.split()
-    assert {name.rpartition("-")[0].rpartition("-")[0] for name in listed} >= {
-        "scratch-seed1",
-        "scratch-seed2",
-    }
+    assert "scratch-seed2" in {name.rpartition("-")[0].rpartition("-")[0] for name in listed}
 
 
 @pytest.mark.parametrize(

@@ -4,17 +4,17 @@ its test accuracy, and is a change between two ways beyond that?
     python bench/seeds.py --project WORK/project --model transfer --seeds 1 2 --out OUT.md \\
         [--set transfer.epochs=6 ...]
 
-WORK is a `bench/run.py --work WORK` folder (or any project whose models are trained). For
-each seed, `dvc exp run -S seed=N` (and each --set) with train_<model> as its target, so the
-split and check rerun with the seed and the other model is not retrained; then the evaluate
-stage by its command, for the model's test accuracy. The other model's and the ensemble's
-figures that evaluate writes mix seeds and are not reported. With --without-dvc (a machine
-without DVC) the stages up to train_<model> run by their commands (bench/without_dvc.py). The
-table (rewritten after each seed, so a stopped run keeps the seeds it finished): each seed's
-kept epoch, validation and test accuracy, and minutes. The project's workspace ends with the
-last seed's parameters and models. A command stopped in a seed's training can be given again:
-the model's checkpoint is not needed (DVC deleted it), and its stage resumes from the last
-finished epoch; that seed's minutes, marked "resumed after epoch N", are not a whole run's.
+WORK is a `bench/run.py --work WORK` folder (or any project whose models are trained). For each
+seed, `dvc exp run -S seed=N` (and each --set) with train_<model> as its target, so the split and
+check rerun with the seed and the other model is not retrained; then the evaluate stage by its
+command, for the model's test accuracy. The other model's and the ensemble's figures that evaluate
+writes mix seeds and are not reported. With --without-dvc (a machine without DVC) the stages up to
+train_<model> run by their commands (bench/without_dvc.py). The table (rewritten after each seed,
+so a stopped run keeps the seeds it finished): each seed's kept epoch, validation and test
+accuracy, training images/s, and minutes. The project's workspace ends with the last seed's
+parameters and models. A command stopped in a seed's training can be given again: the model's
+checkpoint is not needed (DVC deleted it), and its stage resumes from the last finished epoch; that
+seed's minutes, marked "resumed after epoch N", are not a whole run's.
 
 Every seed starts from the same parameters, the --set ones over them: the profile's, which
 bench/run.py keeps beside the project as WORK/profile-params.yaml (else the project's
@@ -142,14 +142,16 @@ def row(project: Path, model: str, seed: int, seconds: float) -> str:
     stage = paths.training_stage(model)
     trained = metrics(project, stage)[model]
     tested = metrics(project, "evaluate")[model]
+    timing = metrics(project, f"timing/{stage}")[model]
     # The project's own stages wrote it: one copied from before 9bd23b2 writes no such key.
-    resumed_after = metrics(project, f"timing/{stage}")[model].get("resumed_after_epoch")
+    resumed_after = timing.get("resumed_after_epoch")
     minutes = f"{seconds / 60:.1f}" + (
         f" (resumed after epoch {resumed_after})" if resumed_after else ""
     )
     return (
         f"| {seed} | {trained['kept_epoch']} of {trained['epochs_trained']} |"
-        f" {trained['val_acc']:.2%} | {tested['test_acc']:.2%} | {minutes} |"
+        f" {trained['val_acc']:.2%} | {tested['test_acc']:.2%} | {timing['images_per_s']:.0f} |"
+        f" {minutes} |"
     )
 
 
@@ -166,10 +168,11 @@ def report(args: argparse.Namespace, start_file: Path, rows: list[str]) -> str:
         f"Project: `{args.project}`, each seed starting from `{start_file}` with these over"
         f" it: {changed}\n\n"
         f"Machine: {describe()}\n\n"
-        "| seed | epoch kept | val accuracy (kept) | test accuracy | minutes |\n"
-        "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "| seed | epoch kept | val accuracy (kept) | test accuracy | training images/s"
+        " | minutes |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         "Minutes: the split, check, training and evaluation of that seed (of a resumed seed,"
-        " only the epochs after the resume).\n\n"
+        " only the epochs after the resume; its images/s too).\n\n"
         f"Command: `python bench/seeds.py {' '.join(sys.argv[1:])}`\n"
     )
 

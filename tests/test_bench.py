@@ -586,12 +586,12 @@ def test_a_seed_resumed_after_a_stop_is_marked_in_the_seeds_report(tmp_path: Pat
     # whole run's.
     built = {"arch": "resnet", "image_size": 16}
     trained_as_the_stages_leave_it(tmp_path, "scratch", built, train_s=42)
-    assert seeds_row(tmp_path, "scratch", 1, 90.0) == "| 1 | 2 of 3 | 75.00% | 50.00% | 1.5 |"
+    assert seeds_row(tmp_path, "scratch", 1, 90.0) == "| 1 | 2 of 3 | 75.00% | 50.00% | 9 | 1.5 |"
     trained_as_the_stages_leave_it(tmp_path, "scratch", built, train_s=42, resumed_after_epoch=2)
     assert seeds_row(tmp_path, "scratch", 1, 90.0) == (
-        "| 1 | 2 of 3 | 75.00% | 50.00% | 1.5 (resumed after epoch 2) |"
+        "| 1 | 2 of 3 | 75.00% | 50.00% | 9 | 1.5 (resumed after epoch 2) |"
     )
     # A project bench/run.py copied from a commit before the stages wrote the key.
     timing = tmp_path / paths.METRICS / "timing/train_scratch.json"
-    timing.write_text(json.dumps({"scratch": {"train_s": 42}}))
-    assert seeds_row(tmp_path, "scratch", 1, 90.0) == "| 1 | 2 of 3 | 75.00% | 50.00% | 1.5 |"
+    timing.write_text(json.dumps({"scratch": {"train_s": 42, "images_per_s": 9}}))
+    assert seeds_row(tmp_path, "scratch", 1, 90.0) == "| 1 | 2 of 3 | 75.00% | 50.00% | 9 | 1.5 |"

@@ -1,20 +1,23 @@
 """The training recipe's ingredients beyond the original's, each a parameter that can be off:
 parameter groups (no weight decay on norms and biases, layer-wise learning-rate decay), mixup
-and cutmix, and an exponential moving average of the weights. Each comes from timm, the
-library whose training script most practitioners know; the optimizers from PyTorch."""
+and cutmix, and an exponential moving average of the weights. Layer-wise decay, mixup, cutmix
+and the average come from timm, the library whose training script most practitioners know,
+imported only when one is on: timm, with the torchvision it imports, cost each training stage
+about a second of CPU time at its start on two cores. The optimizers come from PyTorch."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from timm.data import Mixup
-from timm.optim import param_groups_layer_decay, param_groups_weight_decay
-from timm.utils import ModelEmaV3
 
 from imgclf.config import Params, TransferParams
 from imgclf.models import Classifier
 from imgclf.paths import ModelName
+
+if TYPE_CHECKING:
+    from timm.data import Mixup
+    from timm.utils import ModelEmaV3
 
 
 def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dict[str, Any]]:
@@ -29,11 +32,13 @@ def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dic
     decay = params.train.weight_decay if options.weight_decay is None else options.weight_decay
     exclude_1d = not params.train.decay_norm_and_bias
     if transfer and transfer.layer_decay != 1:
+        from timm.optim import param_groups_layer_decay
+
         groups = param_groups_layer_decay(
             model, decay, weight_decay_exclude_1d=exclude_1d, layer_decay=transfer.layer_decay
         )
     else:
-        groups = param_groups_weight_decay(model, decay, weight_decay_exclude_1d=exclude_1d)
+        groups = weight_decay_groups(model, decay, exclude_1d)
     head = {id(p) for p in model.head_parameters()}
     kept = []
     for group in groups:
@@ -50,6 +55,23 @@ def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dic
                 }
             )
     return kept
+
+
+def weight_decay_groups(
+    model: torch.nn.Module, decay: float, exclude_1d: bool
+) -> list[dict[str, Any]]:
+    """The trainable parameters without weight decay (norms' weights and biases when
+    `exclude_1d`, every one when `decay` is 0), then those with it: the groups, in the same
+    order, of timm's param_groups_weight_decay, written out to leave timm unimported."""
+    exempt: list[torch.nn.Parameter] = []
+    decayed: list[torch.nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        one_dimensional = parameter.ndim <= 1 or name.endswith(".bias")
+        (exempt if not decay or (exclude_1d and one_dimensional) else decayed).append(parameter)
+    groups = [{"params": exempt, "weight_decay": 0.0}, {"params": decayed, "weight_decay": decay}]
+    return [group for group in groups if group["params"]]
 
 
 def make_optimizer(model: Classifier, params: Params, name: ModelName) -> torch.optim.Optimizer:
@@ -69,6 +91,8 @@ def make_mixup(params: Params, num_classes: int) -> Mixup | None:
     train = params.train
     if not (train.mixup or train.cutmix):
         return None
+    from timm.data import Mixup
+
     return Mixup(
         mixup_alpha=train.mixup,
         cutmix_alpha=train.cutmix,
@@ -84,4 +108,6 @@ def make_ema(model: torch.nn.Module, params: Params) -> ModelEmaV3 | None:
     the update is on the device and never waits for the host."""
     if not params.train.ema_decay:
         return None
+    from timm.utils import ModelEmaV3
+
     return ModelEmaV3(model, decay=params.train.ema_decay, use_warmup=params.train.ema_warmup)

@@ -12,14 +12,12 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from timm.data import Mixup
-from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -59,6 +57,10 @@ from imgclf.runtime import (
 )
 from imgclf.samples import SplitData, load_split_data
 from imgclf.wording import counted
+
+if TYPE_CHECKING:
+    from timm.data import Mixup
+    from timm.utils import ModelEmaV3
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
 

@@ -16,7 +16,7 @@ from imgclf import checkpoint, paths
 from imgclf.augment import augment_batch
 from imgclf.evaluate import fit_weights
 from imgclf.models import build_model, mean_probability_logits
-from imgclf.recipe import make_ema, make_mixup, make_optimizer, param_groups
+from imgclf.recipe import make_ema, make_mixup, make_optimizer, param_groups, weight_decay_groups
 from imgclf.train import Progress
 from tests.conftest import ROOT, run_stage
 
@@ -39,6 +39,21 @@ def test_norms_and_biases_get_no_weight_decay_unless_asked(make_params) -> None:
         one_d = [g["weight_decay"] for g in groups for p in g["params"] if p.ndim <= 1]
         assert set(one_d) == {expected}
         assert {g["weight_decay"] for g in groups for p in g["params"] if p.ndim > 1} == {0.01}
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.01])
+@pytest.mark.parametrize("exclude_1d", [True, False])
+def test_the_weight_decay_groups_are_timms(decay: float, exclude_1d: bool) -> None:
+    from timm.optim import param_groups_weight_decay
+
+    model = build_model("transfer", "efficientnet_lite0", 3, 32)
+    next(model.parameters()).requires_grad_(False)  # frozen: in no group
+    theirs = param_groups_weight_decay(model, decay, weight_decay_exclude_1d=exclude_1d)
+    ours = weight_decay_groups(model, decay, exclude_1d)
+    assert len(ours) == (2 if decay and exclude_1d else 1)
+    for group in (*ours, *theirs):
+        group["params"] = [id(parameter) for parameter in group["params"]]
+    assert ours == theirs
 
 
 def test_each_model_takes_its_own_weight_decay_else_the_shared_one(make_params) -> None:

@@ -1,7 +1,8 @@
 """Each stage runs in a process of its own, so what its imports cost is paid at every stage of
 every `dvc repro`. torchvision (about 2 s to import on two cores) is for training only, and
 scikit-learn with SciPy (about 1 s) for scoring only: the stages that only run a trained model
-start without them."""
+start without them. timm (and torchvision with it) is for the recipe's ingredients that are
+off by default: the training stages start without it."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ import pytest
 from tests.conftest import ROOT
 
 RUN_A_MODEL = ("stages.make_submission", "stages.export", "imgclf.classify")
+TRAIN = ("stages.train_scratch", "stages.train_transfer")
 
 
 @pytest.mark.parametrize(
     ("modules", "not_imported"),
-    [(RUN_A_MODEL, ("torchvision", "sklearn", "scipy")), (("stages.evaluate",), ("torchvision",))],
+    [
+        (RUN_A_MODEL, ("torchvision", "sklearn", "scipy")),
+        (("stages.evaluate",), ("torchvision",)),
+        (TRAIN, ("timm", "torchvision")),
+    ],
 )
 def test_a_stage_starts_without_the_libraries_it_has_no_use_for(
     modules: tuple[str, ...], not_imported: tuple[str, ...]

@@ -2,8 +2,8 @@
 parameter groups (no weight decay on norms and biases, layer-wise learning-rate decay), mixup
 and cutmix, and an exponential moving average of the weights. Layer-wise decay, mixup, cutmix
 and the average come from timm, the library whose training script most practitioners know,
-imported only when one is on: timm, with the torchvision it imports, cost each training stage
-about a second of CPU time at its start on two cores. The optimizers come from PyTorch."""
+imported only when one is on: timm, with the torchvision it imports, made a one-epoch stage on
+two cores 0.5 s (scratch) and 1.7 s (transfer) slower. The optimizers come from PyTorch."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from timm.optim import param_groups_weight_decay
 
 from bench.augment import operations as count_operations
 from imgclf import checkpoint, paths
@@ -44,8 +45,6 @@ def test_norms_and_biases_get_no_weight_decay_unless_asked(make_params) -> None:
 @pytest.mark.parametrize("decay", [0.0, 0.01])
 @pytest.mark.parametrize("exclude_1d", [True, False])
 def test_the_weight_decay_groups_are_timms(decay: float, exclude_1d: bool) -> None:
-    from timm.optim import param_groups_weight_decay
-
     model = build_model("transfer", "efficientnet_lite0", 3, 32)
     next(model.parameters()).requires_grad_(False)  # frozen: in no group
     theirs = param_groups_weight_decay(model, decay, weight_decay_exclude_1d=exclude_1d)

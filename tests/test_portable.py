@@ -42,7 +42,7 @@ def on_one_core() -> list[str]:
     return ["taskset", "-c", str(min(os.sched_getaffinity(0)))]
 
 
-def run_stage(project: Path, stage: str, machine: dict[str, str]) -> None:
+def run_stage_command(project: Path, stage: str, machine: dict[str, str]) -> None:
     """Run the stage by its command, under the given settings (another machine's on one core)."""
     one_core = on_one_core() if machine else []
     run([*one_core, sys.executable, "-m", f"stages.{stage}"], project, env=machine)
@@ -94,9 +94,9 @@ def test_without_pinning_the_other_machine_differs(project: Path) -> None:
     params, weights = project / "params.yaml", project / "models/scratch.pt"
     write_params(params, params, {"train.deterministic": False})
     try:
-        run_stage(project, "train_scratch", {})
+        run_stage_command(project, "train_scratch", {})
         here = sha256(weights)
-        run_stage(project, "train_scratch", ANOTHER_MACHINE)
+        run_stage_command(project, "train_scratch", ANOTHER_MACHINE)
         there = sha256(weights)
     finally:
         run(["git", "checkout", "HEAD", "--", "params.yaml"], project)

@@ -2,7 +2,8 @@
 every `dvc repro`. torchvision (about 2 s to import on two cores) is for training only, and
 scikit-learn with SciPy (about 1 s) for scoring only: the stages that only run a trained model
 start without them. timm (and torchvision with it) is for the recipe's ingredients that are
-off by default: the training stages start without it."""
+off by default: the training stages start without it. DVC, around them, parses its YAML files
+many times in each command: with libyaml's parser, not ruamel.yaml's pure-Python one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from ruamel.yaml import YAML
 
 from tests.conftest import ROOT
 
@@ -36,3 +38,9 @@ def test_a_stage_starts_without_the_libraries_it_has_no_use_for(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     assert not imported, f"importing {', '.join(modules)} imports {', '.join(imported)}"
+
+
+def test_dvc_parses_yaml_with_libyaml() -> None:
+    # DVC loads with YAML(typ="safe"), which takes ruamel.yaml.clib's parser where it is
+    # installed (requirements.txt): a `dvc status` took 1.07 s with it, 1.59 s without.
+    assert YAML(typ="safe").Parser.__name__ == "CParser"

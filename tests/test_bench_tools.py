@@ -13,7 +13,17 @@ from types import ModuleType
 
 import pytest
 
-from bench import ablation, allocator, classify, ema, ensemble, seeds, throughput, workspace
+from bench import (
+    ablation,
+    allocator,
+    classify,
+    dvc_yaml,
+    ema,
+    ensemble,
+    seeds,
+    throughput,
+    workspace,
+)
 from bench.workspace import write_params
 from imgclf import paths
 from tests.conftest import ROOT
@@ -252,7 +262,9 @@ def parser_of(main: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> argp
     return built[0]
 
 
-@pytest.mark.parametrize("module", [throughput, allocator, ensemble, ablation, classify, seeds])
+@pytest.mark.parametrize(
+    "module", [throughput, allocator, ensemble, ablation, classify, seeds, dvc_yaml]
+)
 def test_each_bench_tools_help_gives_its_whole_docstring_and_explains_every_option(
     module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:

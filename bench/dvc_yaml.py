@@ -1,0 +1,105 @@
+"""DVC's own time per command with ruamel.yaml's C parser (libyaml, `ruamel.yaml.clib`) and
+without it, alternating, the median of the repeats. DVC parses dvc.lock, dvc.yaml and
+params.yaml many times in each command, in pure Python where the C parser is missing.
+
+    python bench/dvc_yaml.py --project WORK/project --repeats 4 --out FILE
+    python bench/dvc_yaml.py --project WORK/project --command "status" \\
+        --command "exp run -S submission.model=transfer make_submission" --out FILE
+
+WORK is a `bench/run.py --work WORK` folder, or any DVC project after a `dvc repro`. "Without"
+runs each `dvc` process with ruamel.yaml's libyaml module hidden, as where it is not installed.
+A command that changes the project (`dvc exp run`) leaves it as its last run did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/dvc_yaml.py`
+
+from bench.machine import describe
+from bench.workspace import add_project_argument
+from imgclf.atomic import write_text
+from imgclf.errors import UserError, exit_on_user_error
+
+DEFAULT_COMMANDS = ("status", "repro", "exp show --json", "metrics diff")
+HIDE_C_PARSER = "sys.modules['_ruamel_yaml'] = None; "  # ruamel.yaml then falls back to Python
+LAUNCH = "import sys; {hide}from dvc.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def dvc_seconds(project: Path, command: str, c_parser: bool) -> float:
+    """Wall seconds of one `dvc COMMAND` in `project`, with or without the C parser."""
+    launch = LAUNCH.format(hide="" if c_parser else HIDE_C_PARSER)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", launch, *shlex.split(command)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise UserError(f"`dvc {command}` failed in {project}: {done.stderr.strip()[-500:]}")
+    return seconds
+
+
+def require_c_parser() -> None:
+    """Stop, with what to do, where ruamel.yaml's C parser is not installed."""
+    from ruamel.yaml import YAML
+
+    if YAML(typ="safe").Parser.__name__ != "CParser":
+        raise UserError(
+            "ruamel.yaml's C parser is not installed: `pip install -r requirements.txt`"
+        )
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_project_argument(parser)
+    parser.add_argument(
+        "--command",
+        action="append",
+        metavar="ARGS",
+        help=f"a dvc command, repeatable (without it: {', '.join(DEFAULT_COMMANDS)})",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=4, help="alternating rounds (default: %(default)s)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the Markdown table")
+    args = parser.parse_args()
+    require_c_parser()
+    commands = args.command or list(DEFAULT_COMMANDS)
+    seconds: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(args.repeats):
+        for command in commands:
+            for c_parser in (True, False):
+                took = dvc_seconds(args.project, command, c_parser)
+                seconds.setdefault((command, c_parser), []).append(took)
+    lines = [
+        "| command | with the C parser, s | without, s | ratio |",
+        "|---|---|---|---|",
+    ]
+    for command in commands:
+        with_c, without = (statistics.median(seconds[command, c]) for c in (True, False))
+        lines.append(f"| `dvc {command}` | {with_c:.2f} | {without:.2f} | {with_c / without:.2f} |")
+    invocation = shlex.join(["python", "bench/dvc_yaml.py", *sys.argv[1:]])
+    write_text(
+        args.out,
+        f"# DVC's time per command with ruamel.yaml's C parser and without\n\n"
+        f"Project: `{args.project}`; the median of {args.repeats} alternating runs "
+        f"({describe()}).\n\n" + "\n".join(lines) + f"\n\nCommand: `{invocation}`\n",
+    )
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()

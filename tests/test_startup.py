@@ -44,7 +44,8 @@ def test_a_stage_starts_without_the_libraries_it_has_no_use_for(
 
 def test_dvc_parses_yaml_with_libyaml() -> None:
     # DVC loads with YAML(typ="safe"), which takes ruamel.yaml.clib's parser where it is
-    # installed (requirements.txt): a `dvc status` took 1.07 s with it, 1.59 s without.
+    # installed (requirements.txt): a `dvc status` took 0.99 s with it, 1.18 s without
+    # (bench/dvc_yaml.py, bench/results/dvc-yaml-amd-zen3-2026-12-07.md).
     assert YAML(typ="safe").Parser.__name__ == "CParser"
 
 

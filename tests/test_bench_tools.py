@@ -357,3 +357,14 @@ def test_the_allocator_table_gives_each_round_and_the_ratio_of_the_medians() -> 
         "| transfer | inference | kept | 45.0, 45.0, 90.0 | 45.0 | 1.00 "
         "| 2.00 million | 1.00 GiB |",
     ]
+
+
+def test_the_dvc_yaml_bench_names_a_dvc_command_that_fails_in_one_line(
+    tmp_path: Path, stopped
+) -> None:
+    out = tmp_path / "dvc_yaml.md"
+    arguments = ["--project", str(tmp_path), "--command", "status", "--repeats", "1"]
+    status, err = stopped(dvc_yaml.main, [*arguments, "--out", str(out)])
+    assert status == 1 and len(err) == 1, err
+    assert err[0].startswith(f"error: `dvc status` failed in {tmp_path}: ")
+    assert "not inside of a DVC repository" in err[0] and not out.exists()

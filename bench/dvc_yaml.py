@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from ruamel.yaml import YAML
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/dvc_yaml.py`
 
 from bench.machine import describe
@@ -51,11 +53,14 @@ def dvc_seconds(project: Path, command: str, c_parser: bool) -> float:
     return seconds
 
 
+def c_parser_installed() -> bool:
+    """Whether ruamel.yaml's YAML(typ="safe"), which DVC loads its files with, gets the C parser."""
+    return YAML(typ="safe").Parser.__name__ == "CParser"
+
+
 def require_c_parser() -> None:
     """Stop, with what to do, where ruamel.yaml's C parser is not installed."""
-    from ruamel.yaml import YAML
-
-    if YAML(typ="safe").Parser.__name__ != "CParser":
+    if not c_parser_installed():
         raise UserError(
             "ruamel.yaml's C parser is not installed: `pip install -r requirements.txt`"
         )
@@ -97,13 +102,13 @@ def main() -> None:
         with_c, without = (statistics.median(seconds[command, c]) for c in (True, False))
         lines.append(f"| `dvc {command}` | {with_c:.2f} | {without:.2f} | {with_c / without:.2f} |")
     invocation = shlex.join(["python", "bench/dvc_yaml.py", *sys.argv[1:]])
-    write_text(
-        args.out,
+    report = (
         f"# DVC's time per command with ruamel.yaml's C parser and without\n\n"
         f"Project: `{args.project}`; the median of {args.repeats} alternating runs "
-        f"({describe()}).\n\n" + "\n".join(lines) + f"\n\nCommand: `{invocation}`\n",
+        f"({describe()}).\n\n" + "\n".join(lines) + f"\n\nCommand: `{invocation}`\n"
     )
-    print(args.out.read_text())
+    write_text(args.out, report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Shared fixtures: parameters with overrides, and a real DVC project in a temporary folder."""
+"""Shared fixtures and helpers: parameters with overrides, a real DVC project in a temporary folder,
+a command-line tool's parser."""
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import importlib
 import os
@@ -191,3 +193,17 @@ def assert_legible_png(path: Path, min_side: int = 300, max_side: int = 4000) ->
         assert min_side <= min(image.size) and max(image.size) <= max_side, (path, image.size)
         extrema = image.convert("L").getextrema()
     assert extrema[0] < extrema[1], f"{path} is one colour"
+
+
+def parser_of(main: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
+    """The parser `main` builds, caught as it would parse."""
+    built = []
+
+    def caught(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        built.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
+    with pytest.raises(SystemExit):
+        main()
+    return built[0]

@@ -26,7 +26,7 @@ from bench import (
 )
 from bench.workspace import write_params
 from imgclf import paths
-from tests.conftest import ROOT
+from tests.conftest import ROOT, parser_of
 
 DEMO = str(ROOT / "data/demo")
 
@@ -246,20 +246,6 @@ def test_the_seeds_report_title_reads_right_for_one_seed_as_for_many(
 
 
 # -- 3. --help: the whole docstring, every option explained, defaults shown -----------------
-
-
-def parser_of(main: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
-    """The parser `main` builds, caught as it would parse."""
-    built = []
-
-    def caught(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
-        built.append(self)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
-    with pytest.raises(SystemExit):
-        main()
-    return built[0]
 
 
 @pytest.mark.parametrize(

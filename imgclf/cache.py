@@ -40,11 +40,13 @@ class CacheWriter:
     def close(self) -> None:
         self._raw.close()
         header = {"descr": "|u1", "fortran_order": False, "shape": (self.count, *self.shape)}
-        with atomic_path(self.path) as tmp, open(tmp, "wb") as out:
-            np.lib.format.write_array_header_1_0(out, header)
-            with open(self._raw_path, "rb") as raw:
-                shutil.copyfileobj(raw, out, length=16 << 20)
-        self._raw_path.unlink()
+        try:
+            with atomic_path(self.path) as tmp, open(tmp, "wb") as out:
+                np.lib.format.write_array_header_1_0(out, header)
+                with open(self._raw_path, "rb") as raw:
+                    shutil.copyfileobj(raw, out, length=16 << 20)
+        finally:  # also when the disk is full: the staged rows would take the space to free
+            self._raw_path.unlink()
 
     def __enter__(self) -> CacheWriter:
         return self

@@ -34,3 +34,12 @@ def test_a_failure_while_writing_keeps_the_old_cache(tmp_path: Path) -> None:
         raise RuntimeError("killed")
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]
+
+
+def test_a_failure_while_closing_leaves_no_staged_rows(tmp_path: Path) -> None:
+    path = tmp_path / "images.npy"
+    path.mkdir()  # the cache cannot take this name: the rename onto it fails
+    with pytest.raises(IsADirectoryError), CacheWriter(path, (4, 4, 3)) as writer:
+        writer.append(np.zeros((4, 4, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]
+    assert path.is_dir() and not any(path.iterdir())

@@ -23,7 +23,8 @@ INPUT, OUTPUT = "pixels", "logits"  # the ONNX graph's input and output
 # params.yaml's train.cpu_threads and train.deterministic, for a checkpoint saved without them
 DEFAULT_CPU_THREADS, DEFAULT_DETERMINISTIC = 2, True
 
-CHECKPOINT_KEYS = ("model", "architecture", "classes")  # what trained_from and Loaded read
+# What load_checkpoint, trained_from and Loaded read
+CHECKPOINT_KEYS = ("provenance", "model", "architecture", "classes")
 
 
 class Scorer(Protocol):
@@ -148,13 +149,13 @@ def load_checkpoint(path: Path, threads: int | None) -> Loaded:
     try:
         # Read before the model is built: the arithmetic is pinned before it computes anything.
         saved = checkpoint.load(path)
+        if missing := [key for key in CHECKPOINT_KEYS if key not in saved]:
+            raise unusable_checkpoint(path, f" (it has no {' or '.join(map(repr, missing))})")
         trained_with = saved["provenance"]["params"]
         image_size = trained_with["image_size"]
         cpu = cpu_arithmetic(trained_with.get("train", {}), threads)
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError):
         raise unusable_checkpoint(path) from None
-    if missing := [key for key in CHECKPOINT_KEYS if key not in saved]:
-        raise unusable_checkpoint(path, f" (it has no {' or '.join(map(repr, missing))})")
     pin_cpu_arithmetic(cpu)
     try:
         model = TorchModel(saved)

@@ -214,7 +214,7 @@ def test_a_file_named_twice_gets_one_row(export: Path, photos: Path, tmp_path: P
     assert sorted(Path(row["file"]).name for row in rows_of(out)) == ["a.png", "b.png", "c.png"]
 
 
-@pytest.mark.parametrize("key", ["model", "architecture", "classes"])
+@pytest.mark.parametrize("key", ["provenance", "model", "architecture", "classes"])
 def test_a_checkpoint_without_a_part_it_needs_stops_with_one_line_naming_it(
     save_checkpoint: Callable[..., Path], photos: Path, key: str
 ) -> None:

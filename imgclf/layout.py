@@ -12,10 +12,10 @@ from typing import Protocol
 from imgclf.config import DataParams
 from imgclf.errors import UserError
 from imgclf.images import IMAGE_SUFFIXES
+from imgclf.samples import SPLITS
 from imgclf.unicode_forms import normal_form
 from imgclf.wording import listed
 
-LABELLED_SOURCES = ("train", "val", "test")
 # Windows writes these into folders and hides them, as macOS does its dot files.
 WINDOWS_FOLDER_FILES = frozenset({"thumbs.db", "desktop.ini"})
 
@@ -40,7 +40,6 @@ class Scan:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
     hidden: int = 0
     warnings: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)  # the labelled folders that exist
 
 
 def source_dirs(data: DataParams) -> dict[str, str]:
@@ -73,7 +72,6 @@ def scan(data: DataParams) -> Scan:
         if source == "predict":
             _collect(folder, root, source, "", result)
             continue
-        result.sources.append(source)
         for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
             if is_hidden(entry.name):
                 result.hidden += 1
@@ -117,7 +115,7 @@ def check_trainable(items: Iterable[Labelled], data: DataParams, note: str = "")
         if unknown:
             raise UserError(
                 f"{source} classes {sorted(unknown)} have no training images; add them under "
-                f"{train} or remove them from the {source} folder"
+                f"{train} or remove them from {Path(data.root) / source_dirs(data)[source]}"
             )
 
 
@@ -126,7 +124,7 @@ def refuse_names_written_two_ways(items: list[Labelled], data: DataParams) -> No
     composed (NFC: 'é'): the two print alike, but are two folders, and so two classes."""
     spellings: dict[str, dict[tuple[str, str], None]] = {}
     for item in items:
-        if item.source in LABELLED_SOURCES:
+        if item.source in SPLITS:
             named = spellings.setdefault(unicodedata.normalize("NFC", item.label), {})
             named[item.source, item.label] = None
     folders = source_dirs(data)

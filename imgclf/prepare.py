@@ -121,7 +121,9 @@ def _load(task: tuple[Path, Candidate, int, int]) -> Decoded:
     try:
         data = (root / candidate.path).read_bytes()
     except OSError as error:
-        return Decoded(candidate, "", None, None, 0, (0, 0), f"unreadable: {error.strerror}")
+        return Decoded(
+            candidate, "", None, None, 0, (0, 0), f"unreadable: {error.strerror or error}"
+        )
     digest = hashlib.sha256(data).hexdigest()
     try:
         (image, analysis), original_size = decode_image(

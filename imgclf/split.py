@@ -37,8 +37,8 @@ def assign_splits(
     for name, fraction in missing:
         if fraction == 0:
             raise UserError(
-                f"split.{name}_fraction is 0 and the data has no {name}/ folder: "
-                f"set a fraction above 0 or add a {name}/ folder"
+                f"split.{name}_fraction is 0 and the data has no {name} images (data.{name}_dir): "
+                f"set a fraction above 0 or add a folder of them"
             )
         train, carved = _carve(train, round(fraction * total), fraction, seed, name)
         for sample in (s for picture in carved for s in picture):
@@ -72,7 +72,8 @@ def _carve(
         raise UserError(
             f"class {too_small[0]!r} has only {counted(sizes[too_small[0]], 'training image')},"
             f" too few to split off a {name} set (copies of one picture count once): add "
-            f"images, or add a {name}/ folder, or raise split.{name}_fraction"
+            f"images, or a folder of {name} images (data.{name}_dir), or raise "
+            f"split.{name}_fraction"
         )
     try:
         keep, carved = train_test_split(

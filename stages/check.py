@@ -12,7 +12,7 @@ from imgclf.config import load_params
 from imgclf.errors import UserError, exit_on_user_error
 from imgclf.plots import save_figure
 from imgclf.samples import SPLITS, load_split_data
-from imgclf.wording import counted
+from imgclf.wording import counted, listed
 
 SAMPLES_PER_CLASS = 8
 
@@ -58,13 +58,12 @@ def main() -> None:
         f" details in {paths.CHECK_DIR / 'report.md'}"
     )
     if leaking and params.check.fail_on_leakage:
-        listed = "; ".join(
+        groups = [
             " = ".join(f"{sample.path} ({split})" for sample, split in group.members)
-            for group in leaking[:5]
-        )
-        more = f" and {counted(len(leaking) - 5, 'more group')}" if len(leaking) > 5 else ""
+            for group in leaking
+        ]
         raise UserError(
-            f"leakage between splits (check.fail_on_leakage is true): {listed}{more}. "
+            f"leakage between splits (check.fail_on_leakage is true): {listed(groups)}. "
             "Remove the copies from one side, or set check.fail_on_leakage: false"
         )
 

@@ -56,6 +56,25 @@ def test_what_would_fail_later_fails_now(
         validate(params_for(root, **overrides))
 
 
+def test_a_class_missing_from_training_names_the_folder_as_configured(
+    tmp_path: Path, params_for
+) -> None:
+    counts = {"seg_train/cats": 4, "seg_train/dogs": 4, "seg_test/seg_test/birds": 1}
+    root = write_data_set(tmp_path / "photos", counts)
+    params = params_for(root, data__train_dir="seg_train", data__test_dir="seg_test/seg_test")
+    with pytest.raises(UserError) as raised:
+        validate(params)
+    assert str(raised.value).endswith(f"remove them from {root / 'seg_test/seg_test'}")
+
+
+def test_no_val_images_and_no_fraction_names_the_key_of_the_folder(
+    tmp_path: Path, params_for
+) -> None:
+    root = write_data_set(tmp_path / "photos", TWO_CLASSES)
+    with pytest.raises(UserError, match=re.escape("no val images (data.val_dir)")):
+        validate(params_for(root, split__val_fraction=0))
+
+
 def test_a_missing_train_folder_says_dvc_drops_empty_folders(tmp_path: Path, params_for) -> None:
     (tmp_path / "photos").mkdir()
     with pytest.raises(UserError, match="DVC did not keep them"):

@@ -30,9 +30,10 @@ PADDING = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
 def augment_batch(
     images: torch.Tensor, params: AugmentParams, generator: torch.Generator, size: int
 ) -> torch.Tensor:
-    """A float batch (N, C, H, W) of 0-255 pixels augmented by augment.policy and resampled
-    to `size` x `size`. The keras policy draws from `generator`, Kornia from torch's seeded
-    global generator."""
+    """A float batch (N, C, H, W) of 0-255 pixels augmented by augment.policy at `size` x
+    `size` (a keras policy that changes nothing returns the batch as it came: the model
+    resizes its input itself). The keras policy draws from `generator`, Kornia from torch's
+    seeded global generator."""
     if params.policy == "keras":
         return random_affine(images, params, generator, size)
     return trivial_augment_policy(params, size)(images / 255) * 255

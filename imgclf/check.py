@@ -13,10 +13,10 @@ import numpy as np
 
 from imgclf.config import CheckParams
 from imgclf.duplicates import NearDuplicates, joined
-from imgclf.samples import Sample, SplitData
+from imgclf.samples import SPLITS, Sample, SplitData
 from imgclf.wording import counted
 
-USED_SPLITS = ("train", "val", "test", "predict")
+USED_SPLITS = (*SPLITS, "predict")
 
 
 @dataclass(frozen=True)

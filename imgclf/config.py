@@ -278,6 +278,10 @@ class Params(Section):
     def model(self, name: Literal["scratch", "transfer"]) -> ModelParams:
         return self.scratch if name == "scratch" else self.transfer
 
+    def peak_lr(self, name: Literal["scratch", "transfer"]) -> float:
+        """The model's peak learning rate (its new head's, for the transfer model)."""
+        return self.train.lr * self.model(name).lr_mult
+
     @model_validator(mode="after")
     def _input_large_enough(self) -> Params:
         smallest = SMALLEST_INPUT.get(self.transfer.arch, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ class Trained:
     weights_sha256: str
 
 
-def load_trained(path: Any) -> Trained:
+def load_trained(path: Path) -> Trained:
     return trained_from(checkpoint.load(path))
 
 

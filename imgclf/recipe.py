@@ -28,7 +28,7 @@ def param_groups(model: Classifier, params: Params, name: ModelName) -> list[dic
     backbone (transfer.freeze_backbone) is left out."""
     options = params.model(name)
     transfer = options if isinstance(options, TransferParams) else None
-    lr = params.train.lr * options.lr_mult
+    lr = params.peak_lr(name)
     decay = params.train.weight_decay if options.weight_decay is None else options.weight_decay
     exclude_1d = not params.train.decay_norm_and_bias
     if transfer and transfer.layer_decay != 1:

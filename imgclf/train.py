@@ -259,7 +259,7 @@ def write_outputs(
     record = {
         "weights_sha256": checkpoint.weights_digest(weights),
         "kept_epoch": progress.best_epoch,
-        "lr": run.params.train.lr * run.params.model(name).lr_mult,
+        "lr": run.params.peak_lr(name),
         "optimizer": type(run.optimizer).__name__,
         "runtime": describe_runtime(run.device),
         "processes": world_size(),  # hosts x train.nproc: more trains other weights
@@ -329,7 +329,7 @@ def curves_title(name: ModelName, params: Params) -> str:
     """Which model, its architecture and the peak learning rate it trained with (and its
     backbone's, where that differs)."""
     options = params.model(name)
-    lr = params.train.lr * options.lr_mult
+    lr = params.peak_lr(name)
     title = f"{name} ({options.arch}), lr {lr:g}"
     transfer = isinstance(options, TransferParams) and not options.freeze_backbone
     if transfer and options.backbone_lr_mult != 1:
@@ -355,7 +355,7 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
     wanted = params.train.data_on_device
     size = cache_bytes(cache, train_set.indices) + cache_bytes(cache, val_set.indices)
     batch_options = {
-        "batch_size": per_process_batch(params.train.batch_size, world_size()),
+        "batch_size": params.train.batch_size // world_size(),  # process_group: it divides
         "seed": params.seed,
         "device": device,
         "on_device": wanted is True or (wanted == "auto" and fits_on_device(size, device)),
@@ -387,17 +387,6 @@ def prepare_run(name: ModelName, params: Params, data: SplitData, device: torch.
             device, options.precision or params.train.precision, params.train.deterministic
         ),
     )
-
-
-def per_process_batch(batch_size: int, processes: int) -> int:
-    """Each process's share of train.batch_size, the batch of all processes together. The
-    config checks that train.nproc divides it; on several hosts all their processes must."""
-    if batch_size % processes:
-        raise UserError(
-            f"train.batch_size ({batch_size}) is the batch of all {processes} processes "
-            f"(hosts x train.nproc): make it a multiple of {processes}"
-        )
-    return batch_size // processes
 
 
 def epoch_plan(name: ModelName, params: Params) -> EpochPlan:
@@ -521,8 +510,8 @@ def stop_if_diverged(name: ModelName, epoch: int, train_loss: float, val_loss: f
 def training_input(
     images: torch.Tensor, augment: AugmentParams, generator: torch.Generator, size: int
 ) -> torch.Tensor:
-    """A uint8 batch on the device as the model trains on it: augmented and resampled to the
-    model's input size in one pass, channels-last."""
+    """A uint8 batch on the device as the model trains on it: augmented at the model's input
+    size (`augment_batch`), channels-last."""
     inputs = augment_batch(to_model_input(images), augment, generator, size)
     return inputs.contiguous(memory_format=torch.channels_last)
 

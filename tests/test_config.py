@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from imgclf.config import SCRATCH_ARCHS, TRANSFER_ARCHS, load_params
+from imgclf.config import SCRATCH_ARCHS, TRANSFER_ARCHS, Params, load_params
 from imgclf.errors import UserError
 from imgclf.models.scratch import SCRATCH_ARCHS as SCRATCH_REGISTRY
 from imgclf.models.transfer import BACKBONES
+from imgclf.runtime import process_group
 from tests.conftest import ROOT, write_params
 
 
@@ -111,11 +113,16 @@ def test_split_folders_nested_apart_are_accepted(tmp_path: Path) -> None:
     assert load_params(path).data.train_dir == "seg_train/seg_train"
 
 
-def test_on_several_hosts_all_their_processes_must_share_the_batch() -> None:
+def test_on_several_hosts_all_their_processes_must_share_the_batch(
+    monkeypatch: pytest.MonkeyPatch, make_params: Callable[..., Params]
+) -> None:
     """The config sees train.nproc, the processes on one host; the world size is known once
-    torchrun has started them (2 hosts x 2 processes here)."""
-    from imgclf.train import per_process_batch
-
-    assert per_process_batch(64, 4) == 16
-    with pytest.raises(UserError, match=r"train.batch_size \(66\) is the batch of all 4 "):
-        per_process_batch(66, 4)
+    torchrun has started them (2 hosts x 2 processes here), and checked before they join."""
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    params = make_params(train__batch_size=66, train__device="cpu")
+    with (
+        pytest.raises(UserError, match=r"train.batch_size \(66\) is the batch of all processes "),
+        process_group(params.train),
+    ):
+        pass

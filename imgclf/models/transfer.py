@@ -34,7 +34,8 @@ def efficientnet_lite(variant: int) -> Callable[[int, int, bool], Classifier]:
         from efficientnet_lite_pytorch import EfficientNet
 
         # The TF-ported batch norms average over ~100 steps (momentum 0.01); a short fine-tune
-        # on new data needs PyTorch's usual 0.1, or the evaluation statistics lag behind.
+        # on new data needs PyTorch's usual 0.1, or the evaluation statistics lag behind. The
+        # package takes TensorFlow's convention: 0.9 here is PyTorch's 1 - 0.9.
         # The 'same' padding is fixed at construction, for this image size.
         net = EfficientNet.from_name(
             f"efficientnet-lite{variant}",

@@ -37,11 +37,21 @@ def operations(augment: Callable[[tuple], None], batch: tuple, calls: int = CALL
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--size", type=int, default=16, help="image side, in and out")
-    parser.add_argument("--batches", type=int, default=50, help="timed batches, after 3")
-    parser.add_argument("--device", default="cpu")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--batch", type=int, default=128, help="images per batch (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=16, help="image side, in and out (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batches", type=int, default=50, help="timed batches, after 3 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where the batches are augmented (default: %(default)s)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)

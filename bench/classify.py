@@ -8,7 +8,8 @@ Your workspace is left alone.
 
 Then it measures on the submitted model:
 - the export's agreement with PyTorch on the test images and its largest probability difference;
-- whether `python -m imgclf.classify` on data/demo/predict gives the submission's labels;
+- whether `python -m imgclf.classify` on data.root's predict/ (data/demo/predict) gives the
+  submission's labels;
 - images per second of evaluate's prediction (the cache, already decoded) and of classify
   (files read and decoded, the command's start included), on the same N images (the predict
   images copied into a folder N times over), with the .onnx and the .pt;
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 from bench.machine import describe, run_measured
 from bench.workspace import check_params, copy_project, settings_with_known_keys
 from imgclf.config import load_params
-from imgclf.errors import exit_on_user_error
+from imgclf.errors import UserError, exit_on_user_error
 from imgclf.runtime import pin_cpu_arithmetic
 
 
@@ -88,6 +89,13 @@ def evaluate_images_per_second(project: Path, model: str, originals: list[Path])
     return len(indices) / (time.perf_counter() - started)
 
 
+def data_and_params(root: str, settings: list[str]) -> str:
+    """The report's opening: the data the run read (data.root, as --set may have changed it)
+    and the parameters."""
+    changed = f" with {', '.join(settings)}" if settings else ""
+    return f"{root}, params.yaml{changed}"
+
+
 @exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -108,8 +116,10 @@ def main() -> None:
         help="change params.yaml for this run (the copy's, not yours)",
     )
     args = parser.parse_args()
-    if args.images < 1:
-        parser.error(f"--images must be at least 1 (got {args.images})")
+    if args.images < 10:
+        raise UserError(
+            f"--images {args.images}: give 10 or more (classify's memory is measured on N / 10)"
+        )
     changes = settings_with_known_keys(args.set)
     check_params(changes, "--set")
     with tempfile.TemporaryDirectory() as folder:
@@ -148,8 +158,7 @@ def main() -> None:
         }
     n = args.images
     lines = [
-        f"data/demo, params.yaml{' with ' + ', '.join(args.set) if args.set else ''}; "
-        f"{describe()}; `dvc repro` {repro_s:.0f} s",
+        f"{data_and_params(params.data.root, args.set)}; {describe()}; `dvc repro` {repro_s:.0f} s",
         "",
         f"- submitted model: {model}; the export agrees with PyTorch on "
         f"{exported['agreement']:.2%} of {exported['test_images']} test images, largest "

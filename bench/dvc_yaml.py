@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from ruamel.yaml import YAML
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/dvc_yaml.py`
 
 from bench.machine import describe
-from bench.workspace import add_project_argument
+from bench.workspace import add_project_argument, run_dvc
 from imgclf.atomic import write_text
 from imgclf.errors import UserError, exit_on_user_error
 
@@ -40,17 +39,8 @@ def dvc_seconds(project: Path, command: str, c_parser: bool) -> float:
     """Wall seconds of one `dvc COMMAND` in `project`, with or without the C parser."""
     launch = LAUNCH.format(hide="" if c_parser else HIDE_C_PARSER)
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", launch, *shlex.split(command)],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise UserError(f"`dvc {command}` failed in {project}: {why}")
-    return seconds
+    run_dvc(shlex.split(command), project, [sys.executable, "-c", launch])
+    return time.perf_counter() - started
 
 
 def c_parser_installed() -> bool:
@@ -83,6 +73,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="the Markdown table")
     args = parser.parse_args()
+    if args.repeats < 1:
+        raise UserError(f"--repeats {args.repeats}: give 1 or more rounds")
     require_c_parser()
     commands = args.command or list(DEFAULT_COMMANDS)
     seconds: dict[tuple[str, bool], list[float]] = {}

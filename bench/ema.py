@@ -36,10 +36,11 @@ from torch import nn
 
 from bench.run import PROFILE_PARAMS
 from bench.throughput import start_as_a_stage
-from bench.workspace import add_project_argument, flatten
+from bench.workspace import add_project_argument, check_split_project, flatten
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import Params, read_yaml
+from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import Trained, split_logits
 from imgclf.predict import loss_and_accuracy
 from imgclf.recipe import make_ema
@@ -105,13 +106,29 @@ def parameters_used(project: Path) -> str:
     return f"Parameters: the project's params.yaml, which differs from {kept.name} in {changes}."
 
 
+@exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_project_argument(parser)
-    parser.add_argument("--model", choices=("scratch", "transfer"), default="transfer")
-    parser.add_argument("--averages", nargs="+", type=average_spec, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--model",
+        choices=paths.MODEL_NAMES,
+        default="transfer",
+        help="the model to train (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--averages",
+        nargs="+",
+        type=average_spec,
+        required=True,
+        metavar="AVERAGE",
+        help=f"{RAW} (the weights themselves), a decay D, or D:warmup (timm's warm-up)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the Markdown table to write")
     args = parser.parse_args()
+    check_split_project(args.project)
     out = args.out.resolve()
     provenance = parameters_used(args.project)
     print(provenance, flush=True)

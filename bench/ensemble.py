@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -45,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from bench.workspace import check_project, project_folder
+from bench.workspace import check_project, project_folder, run_dvc
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
@@ -120,8 +119,9 @@ def main() -> None:
 
 
 def apply_experiment(name: str) -> None:
-    for command in (["dvc", "exp", "apply", name], ["dvc", "checkout", "-f"]):
-        subprocess.run(command, check=True, capture_output=True)
+    """Make experiment `name`'s models the project's (the working directory's)."""
+    for command in (["exp", "apply", name], ["checkout", "-f"]):
+        run_dvc(command, Path.cwd())
 
 
 def pooled(sources: list[str], enter: Callable[[str], None]) -> None:

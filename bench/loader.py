@@ -33,12 +33,30 @@ WARMUP = 2  # batches before the clock starts: worker start-up is not the input 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=40)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="the data set: train/<class>/*"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=128, help="image side in pixels (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="images per batch (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="loader worker processes of the streamed paths (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=40,
+        help=f"timed batches, after {WARMUP} of warm-up (default: %(default)s)",
+    )
     args = parser.parse_args()
     tree = read_yaml(ROOT / "params.yaml")
     tree["data"] |= {"root": str(args.data), "image_size": args.image_size}

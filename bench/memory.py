@@ -58,8 +58,17 @@ def measure(count: int, work: Path) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, nargs="+", default=[5000, 50000])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        nargs="+",
+        default=[5000, 50000],
+        metavar="N",
+        help="the generated folders' image counts, one run each (default: %(default)s)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         results = {count: measure(count, Path(folder)) for count in args.images}

@@ -17,8 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench.machine import describe, run_data_stages, run_training_stage
 from bench.workspace import copy_project, write_params
-
-MODELS = ("scratch", "transfer")
+from imgclf import paths
 
 
 def train(project: Path, model: str, nproc: int) -> tuple[float, dict]:
@@ -29,9 +28,18 @@ def train(project: Path, model: str, nproc: int) -> tuple[float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nproc", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=2,
+        help="the processes of the parallel run, against 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="training epochs of each run (default: %(default)s)"
+    )
     args = parser.parse_args()
     lines = [
         "| model | processes | stage wall s | training images/s | val accuracy | speed-up |",
@@ -40,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(Path(folder) / "project", {"train.epochs": args.epochs})
         run_data_stages(project)
-        for model in MODELS:
+        for model in paths.MODEL_NAMES:
             runs = {nproc: train(project, model, nproc) for nproc in (1, args.nproc)}
             alone_s = runs[1][0]
             for nproc, (seconds, metrics) in runs.items():

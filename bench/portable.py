@@ -17,8 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 
 from bench.machine import describe, run_data_stages, run_training_stage
 from bench.workspace import copy_project, write_params
-
-MODELS = ("scratch", "transfer")
+from imgclf import paths
 
 
 def train(project: Path, model: str, deterministic: bool) -> tuple[float, float]:
@@ -30,8 +29,15 @@ def train(project: Path, model: str, deterministic: bool) -> tuple[float, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="alternating runs of each model and setting (default: %(default)s)",
+    )
     args = parser.parse_args()
     lines = [
         "| model | train.deterministic | stage wall s | training images/s | relative speed |",
@@ -40,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         project = copy_project(Path(folder) / "project", {})
         run_data_stages(project)
-        for model in MODELS:
+        for model in paths.MODEL_NAMES:
             runs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
             for _ in range(args.repeats):
                 for deterministic in (False, True):

@@ -26,23 +26,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 import torch
 
 from bench.ensemble import accuracy, mean_probability
-from bench.workspace import add_project_argument
+from bench.workspace import add_project_argument, check_project
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
+from imgclf.errors import exit_on_user_error
 from imgclf.evaluate import load_trained, split_logits
 from imgclf.samples import load_split_data
 
 SPLITS = ("val", "test")
 
 
+@exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_project_argument(parser)
     parser.add_argument(
-        "--sizes", nargs="+", required=True, metavar="MODEL=SIZE,SIZE", type=model_sizes
+        "--sizes",
+        nargs="+",
+        required=True,
+        metavar="MODEL=SIZE,SIZE",
+        type=model_sizes,
+        help="a trained model and the input sizes (pixels) to evaluate it at",
     )
     args = parser.parse_args()
+    check_project(args.project)
     os.chdir(args.project)
     params = load_params().evaluate
     data = load_split_data(paths.MANIFEST, paths.SPLIT)

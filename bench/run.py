@@ -54,13 +54,8 @@ from imgclf.termination import Terminated, exit_on_sigterm
 
 @exit_on_user_error
 def main() -> None:
-    exit_on_sigterm()
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog="Every input is checked before anything runs. OUT is always one run's whole "
-        "output: the run writes beside it and replaces OUT's contents only when it has "
-        "finished, so a second run into the same OUT replaces the first, and one that fails "
-        "or is interrupted leaves OUT as it was.",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--data", type=Path, required=True, help="train/<class>/, optional val/, test/, predict/"
@@ -84,6 +79,7 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override the profile"
     )
     args = parser.parse_args()
+    exit_on_sigterm()
 
     profile = checked_profile(args.profile, args.set)
     check_data(args.data, profile)
@@ -398,8 +394,9 @@ def original_row(pipeline: Pipeline, profile: dict) -> dict:
     trained = load_trained(project / paths.checkpoint("scratch"))
     logits = predict(trained, ImageCache(project / paths.CACHE), data.indices("test"), 256, False)
     scores = score(logits, data.targets("test"), data.classes).metrics
+    batch_size = read_yaml(project / "params.yaml")["train"]["batch_size"]
     return {
-        "model": "original notebook CNN (128 px, batch 32)",
+        "model": f"original notebook CNN ({trained.model.input_size} px, batch {batch_size})",
         "test accuracy": f"{scores['acc']:.2%}",
         "macro F1": f"{scores['f1']:.4f}",
         **training_columns(project, "scratch"),

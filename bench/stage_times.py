@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_project_argument(parser)
-    parser.add_argument("--stages", nargs="+", required=True, metavar="STAGE")
+    parser.add_argument(
+        "--stages", nargs="+", required=True, metavar="STAGE", help="the dvc.yaml stages to time"
+    )
     parser.add_argument(
         "--compare",
         required=True,
@@ -168,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="malloc as it comes against kept, or a parameter's values (comma-separated)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=2, help="runs of each stage and variant (default: 2)"
+        "--rounds",
+        type=int,
+        default=2,
+        help="runs of each stage and variant (default: %(default)s)",
     )
     parser.add_argument(
         "--out", type=Path, metavar="FILE", help="also write the table to FILE, with the command"

@@ -40,12 +40,18 @@ import torch
 
 from bench import without_dvc
 from bench.ablation import checked_settings
-from bench.machine import describe, images_per_second, run_measured
-from bench.workspace import add_run_arguments, copy_project, parse_settings, write_params
+from bench.machine import describe, images_per_second, run_measured, run_training_stage
+from bench.workspace import (
+    add_run_arguments,
+    check_params,
+    copy_project,
+    parse_settings,
+    write_params,
+)
 from imgclf import paths
 from imgclf.atomic import write_text
 from imgclf.config import Params, load_params
-from imgclf.errors import exit_on_user_error
+from imgclf.errors import UserError, exit_on_user_error
 from imgclf.loader import Batch, Batches
 from imgclf.runtime import configure, keep_freed_memory, pick_device, pin_cpu_arithmetic
 from imgclf.samples import load_split_data
@@ -144,7 +150,7 @@ def split_project(folder: Path, args: argparse.Namespace, profile: dict[str, Any
 
 def stage_rate(project: Path, name: str) -> float:
     """The training stage end to end: epochs x training images / stage wall seconds."""
-    seconds, _ = run_measured([sys.executable, "-m", f"stages.train_{name}"], project)
+    seconds, _ = run_training_stage(project, name)
     trained = json.loads((project / paths.train_metrics(name)).read_text())[name]
     images = len(load_split_data(project / paths.MANIFEST, project / paths.SPLIT).indices("train"))
     return trained["epochs_trained"] * images / seconds
@@ -230,6 +236,11 @@ def main() -> None:
     out = out_file(parser, args)
     key, values = compared_values(args.compare)
     _, profile = checked_settings(parser, args, [key] if key else [])
+    try:
+        for value in values if key else []:
+            check_params(profile | {key: value}, "--compare")
+    except UserError as error:
+        parser.error(str(error))
     with tempfile.TemporaryDirectory() as folder:
         project = split_project(Path(folder), args, profile)
         os.chdir(project)

@@ -71,8 +71,12 @@ def run(project: Path, names: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stages", nargs="+", metavar="STAGE")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "stages", nargs="+", metavar="STAGE", help="a stage of dvc.yaml (run in its order)"
+    )
     run(Path.cwd(), parser.parse_args().stages)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +70,11 @@ def project_folder(text: str) -> Path:
     return Path(text)
 
 
-# What a project whose models are trained holds, relative to its root.
-TRAINED_PROJECT_FILES = (
-    paths.MANIFEST,
-    paths.SPLIT,
-    paths.CACHE,
-    *map(paths.checkpoint, paths.MODEL_NAMES),
-)
+# What a project whose data is prepared and split holds, relative to its root: what a
+# training stage reads.
+SPLIT_PROJECT_FILES = (paths.MANIFEST, paths.SPLIT, paths.CACHE)
+# What a project whose models are trained holds.
+TRAINED_PROJECT_FILES = (*SPLIT_PROJECT_FILES, *map(paths.checkpoint, paths.MODEL_NAMES))
 
 
 def check_project(
@@ -95,16 +95,29 @@ def check_project(
             "folder's project/, or a project whose models are trained"
         )
     not_needed = paths.checkpoint(retrained) if retrained else None
-    missing = [
-        str(path)
-        for path in TRAINED_PROJECT_FILES
-        if path != not_needed and not (folder / path).exists()
-    ]
+    missing = missing_files(folder, [path for path in TRAINED_PROJECT_FILES if path != not_needed])
     if trained and missing:
         raise UserError(
             f"{folder} has no trained models ({', '.join(missing)} missing): run `dvc repro` "
             "there first"
         )
+
+
+def check_split_project(folder: Path) -> None:
+    """Stop with one line, before any work, unless `folder` is a project (as check_project
+    asks) whose data is prepared and split: what a training stage reads."""
+    check_project(folder, trained=False)
+    missing = missing_files(folder, SPLIT_PROJECT_FILES)
+    if missing:
+        raise UserError(
+            f"{folder} has no prepared and split data ({', '.join(missing)} missing): run "
+            "`dvc repro split` there first"
+        )
+
+
+def missing_files(folder: Path, names: Iterable[Path]) -> list[str]:
+    """Those of `names` (relative to `folder`) that `folder` lacks."""
+    return [str(name) for name in names if not (folder / name).exists()]
 
 
 def load_profile(name: str) -> dict[str, Any]:
@@ -249,6 +262,17 @@ def git(args: list[str], cwd: Path) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout
+
+
+def run_dvc(args: list[str], project: Path, launch: list[str] | None = None) -> None:
+    """`dvc ARGS` in `project` (started by `launch` in place of `dvc`, if given), its output
+    captured: if it fails, stop with one line naming it and the last line DVC wrote."""
+    done = subprocess.run(
+        [*(launch or ["dvc"]), *args], cwd=project, env=ENV, capture_output=True, text=True
+    )
+    if done.returncode:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"`{shlex.join(['dvc', *args])}` failed in {project}: {why}")
 
 
 def require_dvc() -> None:

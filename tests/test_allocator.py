@@ -18,7 +18,7 @@ import pytest
 from bench import allocator, stage_times
 from bench.throughput import STEADY_SCHEDULE
 from bench.workspace import write_params
-from tests.conftest import ONE_THREAD, ROOT, SMALL_DEMO
+from tests.conftest import ONE_THREAD, ROOT, SMALL_DEMO, trained_project_files
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="sets glibc's malloc")
 
@@ -100,7 +100,7 @@ def test_every_stage_that_runs_a_network_keeps_the_memory_it_frees(
 
 @pytest.mark.slow  # four processes, each loading the data and building a model
 @pytest.mark.parametrize("phase", allocator.PHASES)
-def test_the_allocator_bench_measures_each_phase_in_a_process_of_its_own(
+def test_the_allocator_bench_reports_a_rate_faults_and_peak_memory_for_each_malloc_setting(
     trained_demo: Path, phase: str
 ) -> None:
     figures = {
@@ -174,10 +174,12 @@ def test_the_stage_bench_times_each_variant_and_puts_params_back(
     ],
 )
 def test_the_stage_bench_refuses_what_it_cannot_run_before_any_stage(
-    trained_demo: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    trained_project_files(tmp_path)  # enough for its check of the project
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)  # where it finds the stages
     parser = stage_times.build_parser()
-    parsed = parser.parse_args(["--project", str(trained_demo), *args])
+    parsed = parser.parse_args(["--project", str(tmp_path), *args])
     with pytest.raises(SystemExit):
         stage_times.check_arguments(parser, parsed)
     assert message in capsys.readouterr().err

@@ -5,6 +5,7 @@ run the pipeline, that work is replaced and must not be reached."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import shutil
 import sys
 from collections.abc import Callable
@@ -20,19 +21,27 @@ from bench import (
     dvc_yaml,
     ema,
     ensemble,
+    resolution,
     seeds,
     throughput,
-    workspace,
 )
 from bench.workspace import write_params
 from imgclf import paths
-from tests.conftest import ROOT, parser_of
+from tests.conftest import ROOT, parser_of, trained_project_files
 
 DEMO = str(ROOT / "data/demo")
 
 
 def no_work(*args: object, **kwargs: object) -> None:
     raise AssertionError("the work started before the arguments were checked")
+
+
+class WorkStarted(Exception):
+    pass
+
+
+def work_started(*args: object, **kwargs: object) -> None:
+    raise WorkStarted
 
 
 @pytest.fixture
@@ -66,9 +75,14 @@ def no_preparation(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--compare", "train.lrr=0.1,0.2"], "not keys of params.yaml: train.lrr"),
         (["--set", "train.lrr=0.1"], "not keys of params.yaml: train.lrr"),
         (["--compare", "train.precision"], "--compare takes KEY=A,B"),
+        (
+            ["--compare", "train.precision=float32,float63"],
+            "--compare: train.precision: Input should be 'auto', 'float32' or 'bfloat16' (got "
+            "'float63')",
+        ),
     ],
 )
-def test_the_throughput_bench_checks_its_keys_before_preparing_data(
+def test_the_throughput_bench_checks_its_keys_and_values_before_preparing_data(
     arguments: list[str], message: str, stopped, no_preparation
 ) -> None:
     status, err = stopped(throughput.main, ["--data", DEMO, "--profile", "tiny", *arguments])
@@ -86,7 +100,7 @@ def test_an_unknown_profile_stops_the_throughput_bench_in_one_line(stopped, no_p
         (["--set", "train.epoch=1"], "error: --set: not keys of params.yaml: train.epoch (did"),
         (["--set", "train.epochs=-1"], "error: --set: train.epochs: Input should be greater"),
         (["--set", "train.epochs"], "error: --set train.epochs: write KEY=VALUE"),
-        (["--images", "0"], "tool.py: error: --images must be at least 1 (got 0)"),
+        (["--images", "9"], "error: --images 9: give 10 or more (classify's memory is measured"),
     ],
 )
 def test_the_classify_bench_checks_its_arguments_before_copying_the_project(
@@ -95,6 +109,13 @@ def test_the_classify_bench_checks_its_arguments_before_copying_the_project(
     monkeypatch.setattr(classify, "copy_project", no_work)
     status, err = stopped(classify.main, arguments)
     assert status in (1, 2) and err[-1].startswith(message), err
+
+
+def test_the_classify_report_names_the_data_the_run_read() -> None:
+    assert classify.data_and_params("data/demo", []) == "data/demo, params.yaml"
+    assert classify.data_and_params("/data/mine", ["data.root=/data/mine"]) == (
+        "/data/mine, params.yaml with data.root=/data/mine"
+    )
 
 
 @pytest.mark.parametrize("main", [throughput.main, ablation.main], ids=["throughput", "ablation"])
@@ -150,13 +171,64 @@ def test_the_ensemble_bench_on_an_untrained_project_is_one_line(
     assert err[0].endswith("missing): run `dvc repro` there first")
 
 
-def trained_project_files(folder: Path, missing: Path | None = None) -> None:
-    """Empty files where a trained project has its files (but `missing`): enough for the
-    benchmark tools' check of a project."""
-    for path in [Path("params.yaml"), *workspace.TRAINED_PROJECT_FILES]:
-        if path != missing:
-            (folder / path).parent.mkdir(parents=True, exist_ok=True)
-            (folder / path).touch()
+def test_an_experiment_the_ensemble_bench_cannot_apply_is_named_with_dvcs_reason(
+    tmp_path: Path, stopped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    trained_project_files(tmp_path)  # a project, in no DVC repository
+    status, err = stopped(ensemble.main, ["--project", str(tmp_path), "--experiments", "nope"])
+    assert status == 1 and len(err) == 1, err
+    assert err[0].startswith(f"error: `dvc exp apply nope` failed in {tmp_path.resolve()}: ")
+    assert "not inside of a DVC repository" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("main", "arguments", "lacking"),
+    [
+        (
+            ema.main,
+            ["--averages", "none", "--out", "x.md"],
+            "has no prepared and split data (data/prepared/manifest.csv, data/split.csv, "
+            "data/prepared/images.npy missing): run `dvc repro split` there first",
+        ),
+        (resolution.main, ["--sizes", "scratch=16"], "has no trained models ("),
+    ],
+    ids=["ema", "resolution"],
+)
+def test_a_bench_that_reads_a_project_says_in_one_line_what_the_project_lacks(
+    main: Callable[[], None],
+    arguments: list[str],
+    lacking: str,
+    tmp_path: Path,
+    stopped,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # restored, should the command enter a folder
+    (tmp_path / "project").mkdir()
+    shutil.copy(ROOT / "params.yaml", tmp_path / "project" / "params.yaml")
+    status, err = stopped(main, ["--project", str(tmp_path), *arguments])
+    assert status == 1 and err == [
+        f"error: {tmp_path} is not a project but holds one (a bench/run.py --work folder): "
+        f"pass {tmp_path / 'project'}"
+    ]
+    status, err = stopped(main, ["--project", str(tmp_path / "project"), *arguments])
+    assert status == 1 and len(err) == 1, err
+    assert err[0].startswith(f"error: {tmp_path / 'project'} {lacking}"), err
+
+
+def test_the_averages_bench_needs_the_data_split_but_no_model_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the command enters the project
+    trained_project_files(tmp_path)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for model in paths.MODEL_NAMES:
+        (tmp_path / paths.checkpoint(model)).unlink()
+    monkeypatch.setattr(ema, "start_as_a_stage", work_started)
+    command = ["--project", str(tmp_path), "--averages", "none", "--out", "x.md"]
+    monkeypatch.setattr(sys, "argv", ["bench/ema.py", *command])
+    with pytest.raises(WorkStarted):
+        ema.main()
 
 
 @pytest.mark.parametrize(
@@ -179,14 +251,6 @@ def test_the_seeds_bench_checks_its_arguments_before_any_run(
     status, err = stopped(seeds.main, [*command, "--seeds", "1", *arguments])
     assert status == 2 and message in err[-1], err
     assert not (tmp_path / "x.md").exists()
-
-
-class WorkStarted(Exception):
-    pass
-
-
-def work_started(*args: object, **kwargs: object) -> None:
-    raise WorkStarted
 
 
 def test_the_seeds_bench_needs_no_checkpoint_of_the_model_it_retrains(
@@ -248,9 +312,15 @@ def test_the_seeds_report_title_reads_right_for_one_seed_as_for_many(
 # -- 3. --help: the whole docstring, every option explained, defaults shown -----------------
 
 
-@pytest.mark.parametrize(
-    "module", [throughput, allocator, ensemble, ablation, classify, seeds, dvc_yaml]
-)
+# Every tool that builds a parser, a new one included.
+BENCH_TOOLS = [
+    importlib.import_module(f"bench.{path.stem}")
+    for path in sorted((ROOT / "bench").glob("*.py"))
+    if "argparse.ArgumentParser(" in path.read_text()
+]
+
+
+@pytest.mark.parametrize("module", BENCH_TOOLS, ids=lambda module: module.__name__)
 def test_each_bench_tools_help_gives_its_whole_docstring_and_explains_every_option(
     module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -354,3 +424,11 @@ def test_the_dvc_yaml_bench_names_a_dvc_command_that_fails_in_one_line(
     assert status == 1 and len(err) == 1, err
     assert err[0].startswith(f"error: `dvc status` failed in {tmp_path}: ")
     assert "not inside of a DVC repository" in err[0] and not out.exists()
+
+
+def test_the_dvc_yaml_bench_needs_a_round_at_least(tmp_path: Path, stopped) -> None:
+    out = tmp_path / "dvc_yaml.md"
+    arguments = ["--project", str(tmp_path), "--repeats", "0", "--out", str(out)]
+    status, err = stopped(dvc_yaml.main, arguments)
+    assert status == 1 and err == ["error: --repeats 0: give 1 or more rounds"], err
+    assert not out.exists()

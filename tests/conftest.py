@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bench.workspace import ROOT, copy_project, set_key, write_params
+from bench.workspace import ROOT, TRAINED_PROJECT_FILES, copy_project, set_key, write_params
 from imgclf.config import Params, read_yaml
 
 # dvc, and the `python` of the stages' commands, from the environment running the tests.
@@ -47,6 +48,10 @@ SMALL_DEMO = {
     "train__epochs": 2,
     "train__batch_size": 16,
 }
+
+
+# A training stage on one's own small data set in seconds (the workdir fixture's keyword form).
+ONE_TINY_EPOCH = {"data__image_size": 16, "train__epochs": 1, "scratch__width": 4}
 
 
 def set_options(settings: dict[str, Any]) -> list[str]:
@@ -94,6 +99,28 @@ def run_stage(name: str) -> int:
     except SystemExit as stop:
         return int(stop.code or 0)
     return 0
+
+
+def split_the_data(capsys: pytest.CaptureFixture[str] | None = None) -> None:
+    """prepare and split run here: what a training stage reads; their output discarded if
+    `capsys` is given."""
+    for stage in ("prepare", "split"):
+        assert run_stage(stage) == 0, stage
+    if capsys:
+        capsys.readouterr()
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def trained_project_files(folder: Path, missing: Path | None = None) -> None:
+    """Empty files where a trained project has its files (but `missing`): enough for the
+    benchmark tools' check of a project."""
+    for path in [Path("params.yaml"), *TRAINED_PROJECT_FILES]:
+        if path != missing:
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).touch()
 
 
 def run(

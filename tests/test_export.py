@@ -3,7 +3,6 @@ the same bytes wherever and however often it runs."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -18,11 +17,7 @@ from imgclf.evaluate import ensemble_of, ensemble_weights, load_trained, predict
 from imgclf.models import mean_probability_logits
 from imgclf.onnx_export import agreed_decimals, model_card, onnx_bytes, verify
 from imgclf.samples import load_split_data
-from tests.conftest import run
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
+from tests.conftest import read_json, run
 
 
 @pytest.mark.slow

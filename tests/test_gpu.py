@@ -12,7 +12,7 @@ from imgclf import paths
 from imgclf.runtime import configure
 from imgclf.samples import load_split_data
 from imgclf.train import prepare_run, train_step, training_input, wrap
-from tests.conftest import ROOT, run_stage
+from tests.conftest import ROOT, split_the_data
 
 pytestmark = [
     pytest.mark.gpu,
@@ -23,8 +23,7 @@ pytestmark = [
 @pytest.mark.parametrize("name", ["scratch", "transfer"])
 def test_training_steps_never_wait_for_the_host(workdir, make_params, name: str) -> None:
     workdir(data__root=str(ROOT / "data/demo"), data__image_size=32, split__max_train_per_class=40)
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
+    split_the_data()
     # The gpu profile's backbone: a lent GPU machine gets its weights package and no other.
     arch = load_profile("gpu")["transfer.arch"]
     params = make_params(
@@ -38,6 +37,7 @@ def test_training_steps_never_wait_for_the_host(workdir, make_params, name: str)
     generator = torch.Generator(device).manual_seed(0)
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     batches = run.train_batches.epoch(1)
+    seen = 0
     for step in range(6):
         if step >= 2:  # after the first steps' one-off work (cuDNN, the epoch's order)
             torch.cuda.set_sync_debug_mode("error")
@@ -47,6 +47,7 @@ def test_training_steps_never_wait_for_the_host(workdir, make_params, name: str)
             loss, logits = train_step(run, net, inputs, targets, step)
             sums[0] += loss.detach() * len(targets)
             sums[1] += (logits.argmax(1) == targets).sum()
+            seen += len(targets)
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    assert sums[1].item() >= 0 and torch.isfinite(sums[0]).item()
+    assert sums[1].item() <= seen and torch.isfinite(sums[0]).item()

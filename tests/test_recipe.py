@@ -218,7 +218,10 @@ def test_trivialaugment_crops_to_the_models_size_and_follows_the_seed(make_param
     first = augment_batch(images, params, generator, 24)
     torch.manual_seed(1)
     again = augment_batch(images, params, generator, 24)
+    torch.manual_seed(2)
+    other = augment_batch(images, params, generator, 24)
     assert first.shape == (16, 3, 24, 24) and torch.equal(first, again)
+    assert not torch.equal(first, other)
     assert first.min() >= 0 and first.max() <= 255.001
 
 

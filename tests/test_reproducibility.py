@@ -17,13 +17,9 @@ import torch
 
 from imgclf import paths, train
 from imgclf.checkpoint import weights_digest
-from tests.conftest import SMALL_DEMO, make_project, run, run_stage
+from tests.conftest import SMALL_DEMO, make_project, read_json, run, run_stage, split_the_data
 
 pytestmark = pytest.mark.slow
-
-
-def read_json(metrics_file: Path) -> dict:
-    return json.loads(metrics_file.read_text())
 
 
 def test_checkpoints_and_records_say_where_they_came_from(repro_project: Path) -> None:
@@ -184,8 +180,7 @@ def test_a_streamed_run_resumed_after_its_first_epoch_ends_as_an_unbroken_one(
         scratch__width=8,
         augment__policy="trivialaugment",
     )
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
+    split_the_data()
     epoch_one = Path("epoch_one.pt")
     save_resumable = train.save_resumable
 

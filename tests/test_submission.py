@@ -11,10 +11,8 @@ import pytest
 
 from imgclf import paths
 from imgclf.submission import rejected_predict_files, score_against
-from tests.conftest import run_stage
+from tests.conftest import ONE_TINY_EPOCH, run_stage
 from tests.dirty import write_data_set
-
-TINY = {"data__image_size": 16, "train__epochs": 1, "scratch__width": 4}
 
 
 @pytest.mark.slow
@@ -23,7 +21,7 @@ def test_a_rejected_predict_file_is_named_and_an_unmatched_labels_file_scores_no
 ) -> None:
     """Labels saved by Excel (with a byte order mark) hold file names; the ids are stems
     (validate would stop this; make_submission must not report an accuracy over no image)."""
-    project = workdir(data__root="data/mine", **TINY)
+    project = workdir(data__root="data/mine", **ONE_TINY_EPOCH)
     root = write_data_set(project / "data/mine", {"train/a": 6, "train/b": 6, "predict": 2})
     (root / "predict/truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
     labels = "id,label\npicture_12.png,a\npicture_13.png,b\n"
@@ -43,7 +41,7 @@ def test_a_rejected_predict_file_is_named_and_an_unmatched_labels_file_scores_no
     metrics = json.loads((project / paths.METRICS / "submission.json").read_text())
     assert metrics == {"submission": {"model": "transfer", "images": 2, "scored": False}}
 
-    workdir(data__root="data/mine", submission__id_from="name", **TINY)
+    workdir(data__root="data/mine", submission__id_from="name", **ONE_TINY_EPOCH)
     assert run_stage("make_submission") == 0
     with open(project / paths.SUBMISSION, newline="") as file:
         assert [row["id"] for row in csv.DictReader(file)] == ["picture_12.png", "picture_13.png"]

@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from imgclf import paths
-from tests.conftest import SMALL_DEMO, pretend_cpu_bf16, run_stage
+from tests.conftest import SMALL_DEMO, pretend_cpu_bf16, run_stage, split_the_data
 
 pytestmark = pytest.mark.slow  # each runs prepare, split and a training stage
-
-
-def split_the_data(capsys: pytest.CaptureFixture[str]) -> None:
-    """prepare and split, their output discarded: what a training stage reads."""
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
-    capsys.readouterr()
 
 
 def test_a_run_whose_loss_diverges_stops_with_a_message_and_writes_no_outputs(

@@ -18,7 +18,7 @@ from imgclf.errors import UserError
 from imgclf.prepare import Outputs, prepare
 from imgclf.samples import read_manifest
 from imgclf.split import assign_splits
-from tests.conftest import ROOT, run, run_stage, write_params
+from tests.conftest import ONE_TINY_EPOCH, ROOT, run, run_stage, write_params
 from tests.dirty import write_data_set
 
 
@@ -76,7 +76,9 @@ def test_a_missing_train_folder_names_the_parameter(tmp_path: Path, make_params)
         prepare_here(root, make_params)
 
 
-def test_a_class_too_small_to_split_is_named(tmp_path: Path, make_params) -> None:
+def test_a_class_too_small_to_split_after_a_real_prepare_is_named(
+    tmp_path: Path, make_params
+) -> None:
     root = write_data_set(tmp_path / "data", {"train/big": 20, "train/tiny": 1})
     prepare_here(root, make_params)
     samples = read_manifest(tmp_path / "prepared/manifest.csv")
@@ -132,9 +134,7 @@ def test_a_stage_prints_one_error_line_and_no_traceback(tmp_path: Path) -> None:
 def test_no_predict_folder_gives_an_empty_submission_and_a_warning(workdir, capsys) -> None:
     """The decision: a submission with its header and no rows, a warning, and no scoring
     (submission.labels_file stays at its default, auto, and there is no labels file here)."""
-    project = workdir(
-        data__root="data/mine", data__image_size=16, train__epochs=1, scratch__width=4
-    )
+    project = workdir(data__root="data/mine", **ONE_TINY_EPOCH)
     write_data_set(project / "data/mine", {"train/a": 6, "train/b": 6})
     for stage in ("prepare", "split", "check", "train_scratch", "train_transfer"):
         assert run_stage(stage) == 0, stage

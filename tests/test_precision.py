@@ -14,7 +14,7 @@ from imgclf.predict import loss_and_accuracy
 from imgclf.runtime import cpu_computes_bf16_natively, uses_bfloat16
 from imgclf.samples import load_split_data
 from imgclf.train import emulated_bfloat16, prepare_run, train_step, training_input
-from tests.conftest import ROOT, pretend_cpu_bf16, run_stage
+from tests.conftest import ROOT, pretend_cpu_bf16, split_the_data
 
 CPU = torch.device("cpu")
 
@@ -26,8 +26,7 @@ def test_a_training_step_computes_in_the_precision_asked_for(
     workdir, make_params, precision: str, logits_dtype: torch.dtype
 ) -> None:
     workdir(data__root=str(ROOT / "data/demo"), data__image_size=16, split__max_train_per_class=8)
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
+    split_the_data()
     params = make_params(train__precision=precision, train__batch_size=16, scratch__width=8)
     run = prepare_run("scratch", params, load_split_data(paths.MANIFEST, paths.SPLIT), CPU)
     images, targets = next(run.train_batches.epoch(1))
@@ -46,8 +45,7 @@ def test_a_training_step_computes_in_the_precision_asked_for(
 
 def test_a_models_own_precision_overrides_the_shared_one(workdir, make_params) -> None:
     workdir(data__root=str(ROOT / "data/demo"), data__image_size=16, split__max_train_per_class=8)
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
+    split_the_data()
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
 
     def scratch_in_bf16(**changes: str) -> bool:
@@ -64,8 +62,7 @@ def test_bf16_on_a_cpu_that_can_only_emulate_it_is_told_naming_the_key_that_aske
     workdir, make_params, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workdir(data__root=str(ROOT / "data/demo"), data__image_size=16, split__max_train_per_class=8)
-    for stage in ("prepare", "split"):
-        assert run_stage(stage) == 0, stage
+    split_the_data()
     data = load_split_data(paths.MANIFEST, paths.SPLIT)
 
     def warning(native: bool, **changes: str | bool) -> str | None:

@@ -1,6 +1,7 @@
 """What the documentation names exists: each project file it points to, each parameter, and each
 option of each command it tells a reader to run. A file renamed, a key removed or an option
-renamed without its documentation fails here, not in a reader's terminal."""
+renamed without its documentation fails here, not in a reader's terminal. And the demo's
+figures the README gives are the committed metrics."""
 
 from __future__ import annotations
 
@@ -134,3 +135,20 @@ def test_every_command_the_documents_give_uses_options_its_tool_has(
             if option.startswith("--") and option not in options[module]:
                 wrong.add((doc.name, module, option))
     assert not wrong, f"options the tools do not have: {sorted(wrong)}"
+
+
+def test_the_demos_figures_in_the_readme_are_the_committed_metrics() -> None:
+    """The committed metrics change whenever a change moves the last bits of the weights
+    (e33f373 did); the README's figures of the demo must move with them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The demo's results")[1].split("\n## ")[0]
+    text = " ".join(section.split())
+    evaluate = json.loads((ROOT / "metrics/evaluate.json").read_text())
+    percent = {model: f"{100 * scores['test_acc']:.1f} %" for model, scores in evaluate.items()}
+    for model, figure in percent.items():
+        assert re.search(rf"\b{model}\b[^%]*? {re.escape(figure)}", text), (model, figure)
+    submitted = json.loads((ROOT / "metrics/submission.json").read_text())["submission"]
+    assert f"scores {100 * submitted['acc']:.1f} % against" in text
+    scratch, transfer = (f"{100 * evaluate[m]['test_acc']:.1f}" for m in ("scratch", "transfer"))
+    seeds = "the demo's committed run, seed 0, now scores"  # Experiments, the seed sweep
+    assert f"{seeds} {scratch} and {transfer} %" in " ".join(readme.split())

@@ -39,6 +39,7 @@ from bench.workspace import (
     copy_project,
     flatten,
     parse_settings,
+    tool_parser,
 )
 from imgclf.atomic import write_text
 from imgclf.config import read_yaml
@@ -124,9 +125,7 @@ def checked_settings(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_run_arguments(parser, default_profile="proxy")
     parser.add_argument(
         "--out",

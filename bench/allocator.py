@@ -38,7 +38,7 @@ from bench.throughput import (
     split_project,
     start_as_a_stage,
 )
-from bench.workspace import ENV, add_run_arguments, write_params
+from bench.workspace import ENV, add_run_arguments, tool_parser, write_params
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.errors import exit_on_user_error
@@ -120,9 +120,7 @@ def table(rounds: dict[tuple[str, str, str], list[dict[str, float]]], heading: s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_run_arguments(parser, default_profile="cpu")
     add_step_arguments(parser, default_steps=20)
     parser.add_argument(

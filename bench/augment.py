@@ -7,7 +7,6 @@ for) and the number of tensor operations dispatched for it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from bench.machine import describe, images_per_second
-from bench.workspace import ROOT
+from bench.workspace import ROOT, tool_parser
 from imgclf.config import load_params
 from imgclf.train import training_input
 
@@ -37,9 +36,7 @@ def operations(augment: Callable[[tuple], None], batch: tuple, calls: int = CALL
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--batch", type=int, default=128, help="images per batch (default: %(default)s)"
     )

@@ -20,7 +20,6 @@ Then it measures on the submitted model:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/classify.py`
 
 from bench.machine import describe, run_measured
-from bench.workspace import check_params, copy_project, settings_with_known_keys
+from bench.workspace import check_params, copy_project, settings_with_known_keys, tool_parser
 from imgclf.config import load_params
 from imgclf.errors import UserError, exit_on_user_error
 from imgclf.runtime import pin_cpu_arithmetic
@@ -98,9 +97,7 @@ def data_and_params(root: str, settings: list[str]) -> str:
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--images",
         type=int,

@@ -14,7 +14,6 @@ A command that changes the project (`dvc exp run`) leaves it as its last run did
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import statistics
 import sys
@@ -26,7 +25,7 @@ from ruamel.yaml import YAML
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/dvc_yaml.py`
 
 from bench.machine import describe
-from bench.workspace import add_project_argument, run_dvc
+from bench.workspace import add_project_argument, run_dvc, tool_parser
 from imgclf.atomic import write_text
 from imgclf.errors import UserError, exit_on_user_error
 
@@ -58,9 +57,7 @@ def require_c_parser() -> None:
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_project_argument(parser)
     parser.add_argument(
         "--command",

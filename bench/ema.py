@@ -36,7 +36,7 @@ from torch import nn
 
 from bench.run import PROFILE_PARAMS
 from bench.throughput import start_as_a_stage
-from bench.workspace import add_project_argument, check_split_project, flatten
+from bench.workspace import add_project_argument, check_split_project, flatten, tool_parser
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import Params, read_yaml
@@ -108,9 +108,7 @@ def parameters_used(project: Path) -> str:
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_project_argument(parser)
     parser.add_argument(
         "--model",

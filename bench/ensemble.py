@@ -29,7 +29,6 @@ gets right, and the images every model gets wrong.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -44,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from bench.workspace import check_project, project_folder, run_dvc
+from bench.workspace import check_project, project_folder, run_dvc, tool_parser
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
@@ -61,9 +60,7 @@ Logits = dict[str, torch.Tensor]  # per model
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--project",

@@ -8,7 +8,6 @@ size and worker count.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from itertools import islice
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from bench.machine import describe, images_per_second
-from bench.workspace import ROOT
+from bench.workspace import ROOT, tool_parser
 from imgclf.cache import ImageCache
 from imgclf.config import Params, read_yaml
 from imgclf.loader import CachedImages, make_batches
@@ -33,9 +32,7 @@ WARMUP = 2  # batches before the clock starts: worker start-up is not the input 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--data", type=Path, required=True, metavar="DIR", help="the data set: train/<class>/*"
     )

@@ -6,7 +6,6 @@ the peak resident memory of each stage (all its processes) should not grow with 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from bench.machine import describe, run_measured
-from bench.workspace import copy_project
+from bench.workspace import copy_project, tool_parser
 
 STAGES = ("prepare", "split", "check", "train_scratch")
 CLASSES = 10
@@ -58,9 +57,7 @@ def measure(count: int, work: Path) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--images",
         type=int,

@@ -7,7 +7,6 @@ images per second and validation accuracy, measured in the same run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/parallel.py`
 
 from bench.machine import describe, run_data_stages, run_training_stage
-from bench.workspace import copy_project, write_params
+from bench.workspace import copy_project, tool_parser, write_params
 from imgclf import paths
 
 
@@ -28,9 +27,7 @@ def train(project: Path, model: str, nproc: int) -> tuple[float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--nproc",
         type=int,

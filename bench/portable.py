@@ -7,7 +7,6 @@ machine's own), alternating, in the same run; the median of the repeats.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/portable.py`
 
 from bench.machine import describe, run_data_stages, run_training_stage
-from bench.workspace import copy_project, write_params
+from bench.workspace import copy_project, tool_parser, write_params
 from imgclf import paths
 
 
@@ -29,9 +28,7 @@ def train(project: Path, model: str, deterministic: bool) -> tuple[float, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--repeats",
         type=int,

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python benc
 import torch
 
 from bench.ensemble import accuracy, mean_probability
-from bench.workspace import add_project_argument, check_project
+from bench.workspace import add_project_argument, check_project, tool_parser
 from imgclf import paths
 from imgclf.cache import ImageCache
 from imgclf.config import load_params
@@ -39,9 +39,7 @@ SPLITS = ("val", "test")
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_project_argument(parser)
     parser.add_argument(
         "--sizes",

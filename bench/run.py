@@ -43,6 +43,7 @@ from bench.workspace import (
     git_state,
     load_profile,
     require_dvc,
+    tool_parser,
     write_params,
 )
 from imgclf.atomic import write_text
@@ -54,9 +55,7 @@ from imgclf.termination import Terminated, exit_on_sigterm
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "--data", type=Path, required=True, help="train/<class>/, optional val/, test/, predict/"
     )

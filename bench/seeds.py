@@ -41,6 +41,7 @@ from bench.workspace import (
     check_params,
     check_project,
     settings_with_known_keys,
+    tool_parser,
 )
 from imgclf import paths
 from imgclf.atomic import write_text
@@ -51,9 +52,7 @@ WITHOUT_DVC_SCRIPT = str(Path(without_dvc.__file__).resolve())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_project_argument(parser)
     parser.add_argument(
         "--model", choices=paths.MODEL_NAMES, required=True, help="the model to retrain"

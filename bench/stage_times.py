@@ -38,6 +38,7 @@ from bench.workspace import (
     check_keys,
     check_params,
     check_project,
+    tool_parser,
     write_params,
 )
 from imgclf.config import read_yaml
@@ -156,9 +157,7 @@ def report(runs: dict[tuple[str, str], list[Run]], compared: list[Variant], head
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_project_argument(parser)
     parser.add_argument(
         "--stages", nargs="+", required=True, metavar="STAGE", help="the dvc.yaml stages to time"

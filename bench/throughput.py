@@ -46,6 +46,7 @@ from bench.workspace import (
     check_params,
     copy_project,
     parse_settings,
+    tool_parser,
     write_params,
 )
 from imgclf import paths
@@ -210,9 +211,7 @@ def publish(table: str, out: Path | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     add_run_arguments(parser, default_profile="gpu")
     add_step_arguments(parser, default_steps=300)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")

@@ -10,7 +10,6 @@ inputs changed (with no DVC there is no lock file to tell), and stops at the fir
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python bench/without_dvc.py`
 
+from bench.workspace import tool_parser
 from imgclf.config import read_yaml
 
 
@@ -71,9 +71,7 @@ def run(project: Path, names: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tool_parser(__doc__)
     parser.add_argument(
         "stages", nargs="+", metavar="STAGE", help="a stage of dvc.yaml (run in its order)"
     )

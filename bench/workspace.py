@@ -50,6 +50,13 @@ def write_params(source: Path, target: Path, changes: dict[str, Any]) -> None:
         yaml.dump(tree, file)
 
 
+def tool_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark tool's parser: its --help gives the tool's whole docstring, as written."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def add_project_argument(parser: argparse.ArgumentParser) -> None:
     """--project, as the benchmarks that work in a trained project take it."""
     parser.add_argument(

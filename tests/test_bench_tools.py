@@ -316,7 +316,7 @@ def test_the_seeds_report_title_reads_right_for_one_seed_as_for_many(
 BENCH_TOOLS = [
     importlib.import_module(f"bench.{path.stem}")
     for path in sorted((ROOT / "bench").glob("*.py"))
-    if "argparse.ArgumentParser(" in path.read_text()
+    if "tool_parser(__doc__)" in path.read_text()
 ]
 
 
